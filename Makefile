@@ -1,0 +1,46 @@
+# Two commands for a new user: `make run` and `make test`. Both build .venv on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs python3.12: use it where it works (a pyenv shim may exist without the version), else python3.
+PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null) python3; do \
+             $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: help venv run test lint typecheck unit bench package deploy clean
+
+help:
+	@echo "make run    start the whole service locally (moto, API on :$${ORDER_RELAY_PORT:-8000}, dispatcher, demo integrators)"
+	@echo "make test   lint, type-check and run the whole test suite"
+	@echo "make bench  cold-start and dispatch benchmarks"
+	@echo "make package / make deploy STAGE=dev   see README, Deploy"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (3.12 preferred: the Lambda runtime)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m tools.localstack
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy app.py chalicelib
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build .local .pytest_cache .mypy_cache .ruff_cache

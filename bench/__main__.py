@@ -1,0 +1,55 @@
+"""`make bench`: speed figures, each printed as a ratio against a baseline measured in the same run.
+
+1. Cold start: fresh interpreters importing `app` (what every Lambda cold start pays) against `import boto3`.
+2. Dispatch: one batch of 10 orders to 3 integrators that each answer in 200 ms, against the sequential sum.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 7
+
+
+def _import_ms(statement: str) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print((time.perf_counter() - t) * 1000)"
+    samples = []
+    for _ in range(RUNS):
+        output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+        samples.append(float(output.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def cold_start() -> None:
+    baseline = _import_ms("import boto3")
+    rows = [
+        ("import app (API, authorizer, every function)", _import_ms("import app")),
+        ("import app + orders service (API request path)", _import_ms("import app; import chalicelib.orders.service")),
+        ("import app + dispatcher (SQS function)", _import_ms("import app; import chalicelib.dispatch.worker")),
+        ("import app + callbacks", _import_ms("import app; import chalicelib.callbacks")),
+    ]
+    print(f"\nCold-start imports, median of {RUNS} fresh interpreters")
+    print(f"  {'baseline: import boto3':<52} {baseline:8.1f} ms   1.00x")
+    for name, value in rows:
+        print(f"  {name:<52} {value:8.1f} ms   {value / baseline:4.2f}x")
+
+
+def dispatch() -> None:
+    from bench.dispatch import measure
+
+    concurrent, sequential = measure(orders=10, integrators=3, delay=0.2)
+    print("\nDispatch: 10 orders x 3 integrators answering in 200 ms (one SQS batch)")
+    print(f"  {'baseline: sequential sum (30 x 200 ms)':<52} {sequential * 1000:8.1f} ms   1.00x")
+    print(f"  {'dispatch_orders batch, measured':<52} {concurrent * 1000:8.1f} ms   {concurrent / sequential:4.2f}x")
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    cold_start()
+    dispatch()
+    print(f"\n(bench took {time.perf_counter() - started:.1f} s)")

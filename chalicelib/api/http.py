@@ -1,0 +1,130 @@
+"""The one place where HTTP meets the domain: route registration, principal, errors -> JSON responses."""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chalice.app import AuthResponse, Chalice, Request, Response
+
+from chalicelib.errors import DomainError, Forbidden, InvalidInput, Unauthorized
+from chalicelib.observability import logger
+from chalicelib.orders.domain import Principal, Role
+
+JSON = "application/json"
+View = Callable[..., Response]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=body, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
+
+
+def error_response(error: DomainError) -> Response:
+    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
+    return json_response(body, error.status_code)
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller as the authorizer described it (it ran before the route, in API Gateway or chalice local)."""
+    context: dict[str, Any] = dict(request.context or {}).get("authorizer") or {}
+    if not context.get("role"):
+        raise Unauthorized("missing or invalid bearer token")
+    return Principal(
+        token_id=str(context.get("principalId") or context.get("token_id")),
+        role=Role(context["role"]),
+        seller_id=context.get("seller_id") or None,
+    )
+
+
+def correlation_id(request: Request) -> str:
+    """The caller's X-Correlation-Id, else API Gateway's request id: carried on to the queue and every log line."""
+    headers: Mapping[str, str] = request.headers or {}
+    context: dict[str, Any] = dict(request.context or {})
+    return headers.get("x-correlation-id") or context.get("requestId") or uuid.uuid4().hex
+
+
+def header(request: Request, name: str) -> str | None:
+    headers: Mapping[str, str] = request.headers or {}
+    return headers.get(name)
+
+
+def int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = dict(request.query_params or {}).get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"\d{1,6}", raw) or not low <= int(raw) <= high:
+        raise InvalidInput(
+            f"{name} must be a whole number from {low} to {high}",
+            [{"field": name, "message": f"expected {low}..{high}, got {raw!r}"}],
+        )
+    return int(raw)
+
+
+def version_header(request: Request, name: str = "If-Match") -> int | None:
+    """`If-Match: 3`, `"3"` or `W/"3"` -> 3."""
+    raw = header(request, name)
+    if raw is None:
+        return None
+    match = re.fullmatch(r'\s*(?:W/)?"?(\d{1,12})"?\s*', raw)
+    if match is None:
+        raise InvalidInput(f"{name} must be the order's version number", [{"field": name, "message": f"got {raw!r}"}])
+    return int(match.group(1))
+
+
+class Router:
+    """`app.route` plus the rules every route shares: bearer auth (or none for public routes), role check,
+    JSON errors for every domain error, and a correlation id on every log line."""
+
+    def __init__(self, app: Chalice, authorizer: Any, prefix: str = "/api/v1") -> None:
+        self._app = app
+        self._authorizer = authorizer
+        self._prefix = prefix
+
+    def __call__(
+        self,
+        path: str,
+        methods: list[str],
+        *,
+        admin_only: bool = False,
+        public: bool = False,
+        content_types: list[str] | None = None,
+    ) -> Callable[[View], View]:
+        def register(view: View) -> View:
+            @functools.wraps(view)
+            def wrapper(**params: Any) -> Response:
+                request = self._app.current_request
+                assert request is not None
+                logger.set_correlation_id(correlation_id(request))
+                try:
+                    if not public:
+                        principal = principal_of(request)
+                        if admin_only and not principal.is_admin:
+                            raise Forbidden("this route needs an admin token")
+                    return view(request, **params)
+                except DomainError as error:
+                    if error.status_code >= 500:
+                        logger.exception("request failed")
+                    return error_response(error)
+
+            self._app.route(
+                self._prefix + path,
+                methods=methods,
+                authorizer=None if public else self._authorizer,
+                content_types=content_types or [JSON],
+            )(wrapper)
+            return wrapper
+
+        return register
+
+
+def allow(principal: Principal) -> AuthResponse:
+    """Authorizer answer: every route for a valid token; roles are checked by the routes themselves."""
+    context = {"role": principal.role.value, "token_id": principal.token_id, "seller_id": principal.seller_id or ""}
+    return AuthResponse(routes=["*"], principal_id=principal.token_id, context=context)
+
+
+def deny() -> AuthResponse:
+    return AuthResponse(routes=[], principal_id="anonymous")

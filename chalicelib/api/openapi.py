@@ -1,0 +1,109 @@
+"""OpenAPI 3.1 generated from the routes Chalice knows and the pydantic models the handlers validate with,
+so the document cannot list a route that does not exist or a schema the code does not enforce."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from chalice.app import Chalice
+from pydantic import BaseModel
+
+from chalicelib.callbacks import CallbackRequest
+from chalicelib.integrators.registry import CreateIntegratorRequest, IntegratorView, UpdateIntegratorRequest
+from chalicelib.orders.models import CreateOrderRequest, ErrorResponse, OrderList, OrderPatch, OrderResource
+from chalicelib.tokens import CreateTokenRequest, IssuedToken
+
+# view name -> (summary, request model, success status, response model)
+OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | None]] = {
+    "create_order": ("Create an order (optional Idempotency-Key header)", CreateOrderRequest, 201, OrderResource),
+    "list_orders": ("List orders, newest first", None, 200, OrderList),
+    "get_order": ("Get one order with its deliveries and timeline", None, 200, OrderResource),
+    "update_order": ("Change an order with a JSON merge patch (If-Match: version)", OrderPatch, 200, OrderResource),
+    "cancel_order": ("Cancel an order; integrators that have it are told", None, 200, OrderResource),
+    "list_deliveries": ("Every delivery attempt of an order", None, 200, None),
+    "retry_delivery": ("Send a failed delivery again (admin)", None, 202, None),
+    "create_token": ("Issue an API token, shown once (admin)", CreateTokenRequest, 201, IssuedToken),
+    "list_tokens": ("List tokens without their secrets (admin)", None, 200, None),
+    "revoke_token": ("Revoke a token (admin)", None, 204, None),
+    "create_integrator": ("Register an integrator (admin)", CreateIntegratorRequest, 201, IntegratorView),
+    "list_integrators": ("List integrators, secrets masked (admin)", None, 200, None),
+    "get_integrator": ("Get one integrator, secrets masked (admin)", None, 200, IntegratorView),
+    "update_integrator": ("Change an integrator (admin)", UpdateIntegratorRequest, 200, IntegratorView),
+    "delete_integrator": ("Remove an integrator (admin)", None, 204, None),
+    "receive_callback": ("Status update from an integrator, Standard Webhooks signed", CallbackRequest, 200, None),
+    "openapi_document": ("This document", None, 200, None),
+}
+ERRORS = {
+    "400": "Malformed request",
+    "401": "Missing token",
+    "403": "Not allowed",
+    "404": "Not found",
+    "409": "Conflict with the current state",
+    "412": "Stale If-Match version",
+    "422": "Invalid fields",
+}
+
+
+def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="validation")
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _operation(view_name: str, secured: bool, schemas: dict[str, Any]) -> dict[str, Any]:
+    summary, request, status, response = OPERATIONS.get(view_name, (view_name.replace("_", " "), None, 200, None))
+    error_ref = _ref(ErrorResponse, schemas)
+    content = {"application/json": {"schema": _ref(response, schemas)}} if response else None
+    operation: dict[str, Any] = {
+        "operationId": view_name,
+        "summary": summary,
+        "responses": {
+            str(status): {"description": "Success", **({"content": content} if content else {})},
+            **{
+                code: {"description": text, "content": {"application/json": {"schema": error_ref}}}
+                for code, text in ERRORS.items()
+            },
+        },
+    }
+    if request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(request, schemas)}},
+        }
+    operation["security"] = [{"bearer": []}] if secured else []
+    return operation
+
+
+@cache
+def _build(app: Chalice) -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    for path, methods in sorted(app.routes.items()):
+        for method, entry in methods.items():
+            params = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in entry.view_args
+            ]
+            operation = _operation(entry.view_name, entry.authorizer is not None, schemas)
+            if params:
+                operation["parameters"] = params
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "order-relay",
+            "version": "1.0.0",
+            "description": "Orders from POS tablets and apps, relayed to delivery, loyalty and "
+            "food-ordering integrators.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def build_document(app: Chalice) -> dict[str, Any]:
+    return _build(app)

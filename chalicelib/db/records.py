@@ -1,0 +1,242 @@
+"""pynamodb table models. They never leave `chalicelib.db`: the repository turns them into domain objects.
+
+Table names come from settings, so the classes are bound at first use (`bind_tables`) rather than
+at import, when a Lambda's stage variables may not be set yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.settings import Settings
+
+UNBOUND = "unbound-table"
+
+
+class _OrderIndex(GlobalSecondaryIndex["OrderRecord"]):
+    """Base for the list indexes: every one sorts by `sort_key` (created_at#id), newest last."""
+
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class BySellerIndex(_OrderIndex):
+    class Meta:
+        index_name = "by_seller"
+        projection = AllProjection()
+
+    seller_id = UnicodeAttribute(hash_key=True)
+
+
+class ByUserIndex(_OrderIndex):
+    class Meta:
+        index_name = "by_user"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+
+
+class ByStatusIndex(_OrderIndex):
+    class Meta:
+        index_name = "by_status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+
+
+class BySellerStatusIndex(_OrderIndex):
+    class Meta:
+        index_name = "by_seller_status"
+        projection = AllProjection()
+
+    seller_status = UnicodeAttribute(hash_key=True)
+
+
+class AllOrdersIndex(_OrderIndex):
+    class Meta:
+        index_name = "all_orders"
+        projection = AllProjection()
+
+    kind = UnicodeAttribute(hash_key=True)
+
+
+class OutboxIndex(GlobalSecondaryIndex["OrderRecord"]):
+    """Sparse: only orders whose last event has not reached the queue carry `outbox_pk`."""
+
+    class Meta:
+        index_name = "outbox"
+        projection = KeysOnlyProjection()
+
+    outbox_pk = UnicodeAttribute(hash_key=True)
+    outbox_at = UnicodeAttribute(range_key=True)
+
+
+class OrderRecord(Model):
+    class Meta:
+        table_name = UNBOUND
+
+    id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default="order")
+    status = UnicodeAttribute()
+    version = NumberAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    sort_key = UnicodeAttribute()
+    seller_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    seller_status = UnicodeAttribute()
+    user = JSONAttribute()
+    seller = JSONAttribute()
+    details = JSONAttribute()
+    timeline = JSONAttribute(default=list)
+    outbox = JSONAttribute(null=True)
+    outbox_pk = UnicodeAttribute(null=True)
+    outbox_at = UnicodeAttribute(null=True)
+    outbox_event_id = UnicodeAttribute(null=True)
+
+    by_seller = BySellerIndex()
+    by_user = ByUserIndex()
+    by_status = ByStatusIndex()
+    by_seller_status = BySellerStatusIndex()
+    all_orders = AllOrdersIndex()
+    outbox_index = OutboxIndex()
+
+
+class TokenRecord(Model):
+    """An API token: the public id is the key, only the SHA-256 of the secret part is stored."""
+
+    class Meta:
+        table_name = UNBOUND
+
+    token_id = UnicodeAttribute(hash_key=True)
+    secret_sha256 = UnicodeAttribute()
+    role = UnicodeAttribute()
+    seller_id = UnicodeAttribute(null=True)
+    label = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+
+
+class IntegratorRecord(Model):
+    """Integrator configuration without secrets; those live in Secrets Manager under `secret_name`."""
+
+    class Meta:
+        table_name = UNBOUND
+
+    name = UnicodeAttribute(hash_key=True)
+    url = UnicodeAttribute()
+    auth_type = UnicodeAttribute()
+    auth_params = JSONAttribute(default=dict)
+    events = JSONAttribute()
+    seller_ids = JSONAttribute(null=True)
+    enabled = BooleanAttribute(default=True)
+    timeout_seconds = NumberAttribute()
+    secret_name = UnicodeAttribute()
+    version = NumberAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class DeliveryRecord(Model):
+    """Where one order stands with one integrator (`sk = state#<integrator>`)."""
+
+    class Meta:
+        table_name = UNBOUND
+
+    order_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    integrator = UnicodeAttribute()
+    status = UnicodeAttribute()
+    event = UnicodeAttribute()
+    webhook_id = UnicodeAttribute()
+    attempts = NumberAttribute(default=0)
+    has_order = BooleanAttribute(default=False)
+    delivered_webhook_ids = JSONAttribute(default=list)
+    last_status_code = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    next_attempt_at = UnicodeAttribute(null=True)
+    response = JSONAttribute(null=True)
+    external_id = UnicodeAttribute(null=True)
+    remote_status = UnicodeAttribute(null=True)
+    remote_status_at = UnicodeAttribute(null=True)
+    remote_message = UnicodeAttribute(null=True)
+    remote_eta = UnicodeAttribute(null=True)
+    remote_details = JSONAttribute(null=True)
+    updated_at = UnicodeAttribute()
+    revision = NumberAttribute(default=0)
+
+
+class AttemptRecord(Model):
+    """One HTTP attempt (`sk = attempt#<time>#<integrator>#<n>`), expired by TTL after the retention period."""
+
+    class Meta:
+        table_name = UNBOUND
+
+    order_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    integrator = UnicodeAttribute()
+    event = UnicodeAttribute()
+    webhook_id = UnicodeAttribute()
+    attempt = NumberAttribute()
+    at = UnicodeAttribute()
+    outcome = UnicodeAttribute()
+    status_code = NumberAttribute(null=True)
+    latency_ms = NumberAttribute()
+    error_class = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    response_body = UnicodeAttribute(null=True)
+    retry_in_seconds = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+MODELS: dict[str, type[Model]] = {
+    "orders_table": OrderRecord,
+    "tokens_table": TokenRecord,
+    "integrators_table": IntegratorRecord,
+    "deliveries_table": DeliveryRecord,
+}
+# Attempts share the deliveries table: one Query by order id returns states and the attempt log.
+SHARED: dict[type[Model], str] = {AttemptRecord: "deliveries_table"}
+
+_bound_to: tuple[str, ...] | None = None
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point every model at its table; cheap to call on every use, rebinds only when names change."""
+    global _bound_to
+    wanted = tuple(getattr(settings, field) for field in MODELS) + (settings.region,)
+    if wanted == _bound_to:
+        return
+    pairs: list[tuple[type[Model], str]] = [(model, field) for field, model in MODELS.items()] + list(SHARED.items())
+    for model, field in pairs:
+        meta: Any = model.Meta
+        meta.table_name = getattr(settings, field)
+        meta.region = settings.region
+        model._connection = None
+    _bound_to = wanted
+
+
+def unbind_tables() -> None:
+    global _bound_to
+    _bound_to = None
+
+
+def ensure_bound() -> None:
+    """Bind the models to the configured tables; every storage function calls this first."""
+    from chalicelib.settings import get_settings
+
+    bind_tables(get_settings())
+
+
+def condition_failed(exc: Exception) -> bool:
+    """True when a pynamodb write failed only because its condition did not hold."""
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -1,0 +1,60 @@
+"""Domain errors: each carries its HTTP status and code, mapped to a response in one place (api.http)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class InvalidInput(DomainError):
+    status_code = 422
+    code = "validation_error"
+
+
+class MalformedRequest(DomainError):
+    status_code = 400
+    code = "malformed_request"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class PreconditionFailed(DomainError):
+    status_code = 412
+    code = "precondition_failed"
+
+
+class PreconditionRequired(DomainError):
+    status_code = 428
+    code = "precondition_required"

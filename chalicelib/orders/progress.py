@@ -1,0 +1,52 @@
+"""Moving an order's status: conditional on the version read, re-read and re-decided on a conflict, so
+concurrent callbacks and dispatcher results never overwrite each other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chalicelib.db import orders as store
+from chalicelib.observability import logger
+from chalicelib.orders import status as lifecycle
+from chalicelib.orders.domain import Order, TimelineEntry, iso
+
+MAX_TRIES = 8
+
+
+def apply_status(
+    order_id: str,
+    new_status: str,
+    *,
+    source: str,
+    message: str | None = None,
+    when: Callable[[Order], bool] | None = None,
+) -> tuple[Order | None, bool]:
+    """Move the order to `new_status` if that is a forward move (and `when(order)` holds).
+
+    Returns (the order as stored now, whether this call changed it).
+    """
+    for _ in range(MAX_TRIES):
+        order = store.get(order_id)
+        if order is None:
+            return None, False
+        if not lifecycle.can_move(order.status, new_status) or (when is not None and not when(order)):
+            return order, False
+        now = iso()
+        changed = order.model_copy(
+            update={
+                "status": new_status,
+                "version": order.version + 1,
+                "updated_at": now,
+                "timeline": [*order.timeline, TimelineEntry(status=new_status, at=now, source=source, message=message)],
+            }
+        )
+        try:
+            store.replace(changed, order.version)
+        except store.VersionConflict:
+            continue
+        logger.info(
+            "order status changed",
+            extra={"order_id": order_id, "from": order.status, "to": new_status, "source": source},
+        )
+        return changed, True
+    raise store.VersionConflict(order_id)

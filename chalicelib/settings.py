@@ -1,0 +1,103 @@
+"""One place that reads the environment.
+
+Read lazily (never at import): `chalice.test.Client` and the Lambda runtime only set the stage's
+variables around an invocation, and tests change them between cases (`reset_settings`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or malformed: fail loudly at first use, never guess a name."""
+
+
+class Settings(BaseModel):
+    region: str
+    orders_table: str
+    tokens_table: str
+    integrators_table: str
+    deliveries_table: str
+    idempotency_table: str
+    orders_queue_url: str
+    notifications_topic_arn: str
+    secrets_prefix: str
+    admin_token_sha256: str | None = None
+    public_base_url: str | None = None
+    allow_loopback_integrators: bool = False
+    dispatch_max_attempts: int = Field(default=5, ge=1, le=50)
+    dispatch_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0, 300.0)
+    dispatch_connect_timeout: float = 3.05
+    partial_batch_response: bool = False
+    sweeper_grace_seconds: int = 60
+    idempotency_ttl_seconds: int = 24 * 3600
+    attempt_ttl_days: int = 30
+
+    @field_validator("dispatch_retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    def retry_delay(self, attempt: int) -> float:
+        """Base delay before attempt `attempt + 1`; the last configured delay repeats."""
+        delays = self.dispatch_retry_delays or (0.0,)
+        return delays[min(attempt - 1, len(delays) - 1)]
+
+
+_ENV = {
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "orders_table": ("ORDERS_TABLE",),
+    "tokens_table": ("TOKENS_TABLE",),
+    "integrators_table": ("INTEGRATORS_TABLE",),
+    "deliveries_table": ("DELIVERIES_TABLE",),
+    "idempotency_table": ("IDEMPOTENCY_TABLE",),
+    "orders_queue_url": ("ORDERS_QUEUE_URL",),
+    "notifications_topic_arn": ("NOTIFICATIONS_TOPIC_ARN",),
+    "secrets_prefix": ("SECRETS_PREFIX",),
+    "public_base_url": ("PUBLIC_BASE_URL",),
+    "allow_loopback_integrators": ("ALLOW_LOOPBACK_INTEGRATORS",),
+    "dispatch_max_attempts": ("DISPATCH_MAX_ATTEMPTS",),
+    "dispatch_retry_delays": ("DISPATCH_RETRY_DELAYS",),
+    "dispatch_connect_timeout": ("DISPATCH_CONNECT_TIMEOUT",),
+    "partial_batch_response": ("SQS_PARTIAL_BATCH_RESPONSE",),
+    "sweeper_grace_seconds": ("SWEEPER_GRACE_SECONDS",),
+}
+
+
+def _admin_token_hash() -> str | None:
+    """The bootstrap admin token is kept only as a SHA-256 digest, whichever form it was given in."""
+    if digest := os.environ.get("ORDER_RELAY_ADMIN_TOKEN_SHA256"):
+        return digest.lower()
+    if token := os.environ.get("ORDER_RELAY_ADMIN_TOKEN"):
+        return hashlib.sha256(token.encode()).hexdigest()
+    return None
+
+
+@cache
+def get_settings() -> Settings:
+    values: dict[str, object] = {}
+    for field, names in _ENV.items():
+        for name in names:
+            if (value := os.environ.get(name)) not in (None, ""):
+                values[field] = value
+                break
+    values["admin_token_sha256"] = _admin_token_hash()
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = ", ".join(
+            f"{_ENV.get(str(err['loc'][0]), (err['loc'][0],))[0]}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"order-relay is misconfigured: {problems}") from exc
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests, the local runner after it changes the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,175 @@
+"""Shared fixtures. moto is started inside fixtures (never at import) and the tables, queues and topic come
+from the same description that deploys them (infra.resources), so tests and AWS cannot drift apart."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "OrderRelay",
+        "POWERTOOLS_SERVICE_NAME": "order-relay",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402  (moto must patch botocore before any client exists)
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+STAGE = "test"
+
+
+def reset_caches() -> None:
+    """Forget every per-process cache the service keeps (settings, clients, table bindings, secrets)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from chalicelib.aws import reset_clients
+    from chalicelib.db.records import unbind_tables
+    from chalicelib.dispatch import sender
+    from chalicelib.idempotency import reset_idempotency
+    from chalicelib.settings import reset_settings
+
+    reset_settings()
+    reset_clients()
+    unbind_tables()
+    reset_idempotency()
+    parameters.clear_caches()
+    sender.tokens.clear()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A fresh moto account with every resource provisioned and the service's environment pointing at it."""
+    from infra.resources import provision
+
+    with mock_aws():
+        env = provision(STAGE, region="us-east-1")
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("ORDER_RELAY_ADMIN_TOKEN", ADMIN_TOKEN)
+        monkeypatch.setenv("ALLOW_LOOPBACK_INTEGRATORS", "true")
+        monkeypatch.setenv("DISPATCH_RETRY_DELAYS", "1,2,4,8")
+        monkeypatch.setenv("SWEEPER_GRACE_SECONDS", "0")
+        reset_caches()
+        yield env
+        reset_caches()
+
+
+@pytest.fixture
+def app(aws: dict[str, str]) -> Any:
+    import app as application
+
+    return application.app
+
+
+class Api:
+    """`chalice.test.Client` with JSON helpers and a default token."""
+
+    def __init__(self, client: Any, token: str) -> None:
+        self._client = client
+        self.token = token
+
+    def as_(self, token: str) -> Api:
+        return Api(self._client, token)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+        raw: bytes | None = None,
+    ) -> Any:
+        all_headers = {"Content-Type": "application/json"}
+        effective = self.token if token is None else token
+        if effective:
+            all_headers["Authorization"] = f"Bearer {effective}"
+        all_headers.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        return self._client.http.request(method, path, headers=all_headers, body=data)
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def api(app: Any) -> Iterator[Api]:
+    from chalice.test import Client
+
+    with Client(app) as client:
+        yield Api(client, ADMIN_TOKEN)
+
+
+@pytest.fixture
+def seller_token(api: Api) -> str:
+    response = api.post("/api/v1/tokens", {"role": "seller", "seller_id": "s-1"})
+    assert response.status_code == 201, response.body
+    return str(response.json_body["token"])
+
+
+def order_body(seller_id: str = "s-1", user_id: str = "u-1", **order: Any) -> dict[str, Any]:
+    """A valid create body in the seed's shape (without order.id)."""
+    return {
+        "user": {
+            "id": user_id,
+            "phone": "+962790000000",
+            "name": "Lina",
+            "email": "lina@example.com",
+            "lat": 31.95,
+            "lng": 35.91,
+        },
+        "seller": {
+            "id": seller_id,
+            "phone": "+962780000000",
+            "name": "Falafel House",
+            "email": "shop@example.com",
+            "lat": 31.96,
+            "lng": 35.92,
+        },
+        "order": {
+            "datetime": "2026-11-24T10:00:00+02:00",
+            "timezone": "Asia/Amman",
+            "user_note": "no onions",
+            "items": [{"id": "i-1", "name": "Falafel wrap", "quantity": 2}],
+            **order,
+        },
+    }
+
+
+def queue_messages(queue_url: str, max_messages: int = 10) -> list[dict[str, Any]]:
+    """Drain what is visible on a queue now (moto, no waiting)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=max_messages, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return found
+        found.extend(batch)
+        for message in batch:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

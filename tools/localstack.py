@@ -1,0 +1,430 @@
+"""`make run`: the whole service on one machine, no AWS account, no Docker.
+
+A moto server stands in for DynamoDB, SQS, SNS and Secrets Manager (resources created from infra.resources,
+the same description that deploys them); the Chalice app serves the API; a poller feeds the orders queue to
+the SQS handlers found on the app object; scheduled handlers run on their rate; demo partners answer orders
+and call back; a "phone" prints every customer notification.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+COLOURS = {
+    "dim": "2",
+    "red": "31",
+    "green": "32",
+    "yellow": "33",
+    "blue": "34",
+    "magenta": "35",
+    "cyan": "36",
+    "bold": "1",
+}
+
+
+def paint(text: str, colour: str) -> str:
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+        return text
+    return f"\033[{COLOURS[colour]}m{text}\033[0m"
+
+
+_print_lock = threading.Lock()
+
+
+def say(tag: str, text: str, colour: str = "cyan") -> None:
+    stamp = time.strftime("%H:%M:%S")
+    with _print_lock:
+        print(f"{paint(stamp, 'dim')} {paint(f'{tag:<13}', colour)} {text}", flush=True)
+
+
+class Refused(SystemExit):
+    def __init__(self, message: str) -> None:
+        print(paint(f"order-relay: {message}", "red"), file=sys.stderr, flush=True)
+        super().__init__(1)
+
+
+# --- pre-flight ------------------------------------------------------------------------------------------------
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("ORDER_RELAY_STATE_DIR", ROOT / ".local"))
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def claim_lock(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / "stack.pid"
+    if lock.exists():
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(lock.read_text().strip())
+            os.kill(pid, 0)
+            stack = directory / "stack.json"
+            where = json.loads(stack.read_text())["api_url"] if stack.exists() else "starting"
+            raise Refused(f"already running (pid {pid}, {where}). Stop it with Ctrl-C in its terminal first.")
+    lock.write_text(str(os.getpid()))
+    return lock
+
+
+# --- the pieces ------------------------------------------------------------------------------------------------
+
+
+def start_moto(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise Refused(f"the moto server exited at start (port {port})")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return process
+        threading.Event().wait(0.05)
+    process.kill()
+    raise Refused("the moto server did not start within 20 s")
+
+
+class PrettyLogs(logging.Handler):
+    """Turns the service's structured log lines into one readable line per thing that happens."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        data = record.__dict__
+        message = record.getMessage()
+        order = data.get("order_id", "")
+        if message == "delivery attempt":
+            outcome = data["outcome"]
+            colour = {"delivered": "green", "retry": "yellow", "failed": "red"}[outcome]
+            code = data.get("status_code") or "no answer"
+            say(
+                "dispatch",
+                f"{data['event']} {order} -> {data['integrator']}: {paint(outcome, colour)} "
+                f"({code}, {data['latency_ms']:.0f} ms, attempt {data['attempt']})",
+                "blue",
+            )
+        elif message == "order status changed":
+            say("status", f"{order} {data['from']} -> {paint(data['to'], 'bold')} ({data['source']})", "magenta")
+        elif message in ("order created", "order updated", "order cancelled"):
+            say("api", f"{message}: {order}", "cyan")
+        elif record.levelno >= logging.WARNING:
+            extras = {k: data[k] for k in ("order_id", "integrator", "reason", "status") if k in data}
+            say("warning", f"{message} {extras}", "yellow")
+
+
+def quiet_service_logs() -> None:
+    from chalicelib.observability import logger
+
+    std = logging.getLogger(logger.service)
+    for handler in list(std.handlers):
+        std.removeHandler(handler)
+    std.addHandler(PrettyLogs())
+    std.setLevel(logging.INFO)
+    std.propagate = False
+
+
+def serve_api(app: Any, port: int) -> Any:
+    import functools
+
+    from chalice.config import Config
+    from chalice.local import ChaliceRequestHandler, create_local_server
+
+    class QuietHandler(ChaliceRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+    config = Config.create(chalice_stage="local", app_name="order-relay", project_dir=str(ROOT))
+    server = create_local_server(app, config, "127.0.0.1", port)
+    server.server.RequestHandlerClass = functools.partial(QuietHandler, app_object=app, config=config)
+    threading.Thread(target=server.server.serve_forever, name="api", daemon=True).start()
+    return server
+
+
+def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
+    """One poller per SQS handler on the app object: a new handler needs no change here."""
+    import boto3
+
+    from tools.poller import poll_once, sqs_event_sources
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    threads = []
+    for source in sqs_event_sources(app):
+        url = sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
+
+        def loop(url: str = url, name: str = source.name) -> None:
+            while not stop.is_set():
+                try:
+                    result = poll_once(app, sqs, url, handler_name=name, wait_seconds=1, region=REGION)
+                except Exception as exc:  # noqa: BLE001 - keep the stack up, say what happened
+                    say("poller", f"{name}: {exc}", "red")
+                    stop.wait(1)
+                    continue
+                if result.crashed:
+                    say("poller", f"{name} batch of {result.received} crashed; SQS will redeliver it", "red")
+                elif result.failed_ids:
+                    say("poller", f"{name}: {len(result.failed_ids)} records failed; left for redelivery", "yellow")
+
+        thread = threading.Thread(target=loop, name=f"poller-{source.name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def scheduled_event() -> dict[str, Any]:
+    """An EventBridge scheduled event as Lambda receives it."""
+    return {
+        "version": "0",
+        "id": secrets.token_hex(16),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": REGION,
+        "resources": [],
+        "detail": {},
+    }
+
+
+def run_schedules(app: Any, stop: threading.Event) -> None:
+    """Scheduled handlers on their rate (cron expressions run every minute here)."""
+    from chalice.app import Rate, ScheduledEventConfig
+
+    from tools.poller import lambda_context
+
+    def seconds(expression: Any) -> float:
+        if isinstance(expression, Rate):
+            return float(expression.value * {"MINUTES": 60, "HOURS": 3600, "DAYS": 86400}[expression.unit])
+        return 60.0
+
+    for source in app.event_sources:
+        if not isinstance(source, ScheduledEventConfig):
+            continue
+
+        def loop(name: str = source.name, every: float = seconds(source.schedule_expression)) -> None:
+            while not stop.wait(every):
+                try:
+                    app.handler_map[name](scheduled_event(), lambda_context(name))
+                except Exception as exc:  # noqa: BLE001
+                    say("schedule", f"{name} failed: {exc}", "red")
+
+        threading.Thread(target=loop, name=f"schedule-{source.name}", daemon=True).start()
+
+
+def run_phone(topic_arn: str, stop: threading.Event) -> None:
+    """A queue subscribed to the notifications topic, printed as a phone would show each push."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="local-phone")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name=REGION).subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+
+    def loop() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):
+                for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                    "Messages", []
+                ):
+                    envelope = json.loads(message["Body"])
+                    push = json.loads(envelope["Message"])
+                    user = envelope["MessageAttributes"]["user_id"]["Value"]
+                    say("phone", f"{paint(user, 'bold')} | {push['title']}: {push['body']}", "green")
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    threading.Thread(target=loop, name="phone", daemon=True).start()
+
+
+def start_demo(api_url: str, admin_token: str) -> Any:
+    import requests
+
+    from tools.demo_integrators import DemoPartners, registrations
+
+    step = float(os.environ.get("ORDER_RELAY_DEMO_STEP_SECONDS", "1"))
+    partners = DemoPartners(lambda name, text: say(name, text, "yellow"), step_seconds=step)
+    partners.start()
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    for body in registrations(partners.base_url):
+        response = requests.post(f"{api_url}/api/v1/integrators", json=body, headers=headers, timeout=10)
+        if response.status_code != 201:
+            raise Refused(f"could not register demo integrator {body['name']}: {response.text}")
+        created = response.json()
+        partners.callback_secrets[body["name"]] = created["callback_secret"]
+        partners.callback_urls[body["name"]] = created["callback_url"]
+    return partners
+
+
+# --- main ------------------------------------------------------------------------------------------------------
+
+
+def configure(api_port: int, aws_port: int) -> str:
+    admin_token = os.environ.get("ORDER_RELAY_ADMIN_TOKEN") or "orl_admin_" + secrets.token_urlsafe(24)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws_port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "ORDER_RELAY_ADMIN_TOKEN": admin_token,
+            "ALLOW_LOOPBACK_INTEGRATORS": "true",
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
+            "SQS_PARTIAL_BATCH_RESPONSE": "true",
+            "POWERTOOLS_SERVICE_NAME": "order-relay",
+            "POWERTOOLS_METRICS_NAMESPACE": "OrderRelay",
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    return admin_token
+
+
+def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best in one place
+    started = time.monotonic()
+    api_port = int(os.environ.get("ORDER_RELAY_PORT", "8000"))
+    aws_port = int(os.environ.get("ORDER_RELAY_AWS_PORT", "4577"))
+    for name, port in (("ORDER_RELAY_PORT", api_port), ("ORDER_RELAY_AWS_PORT", aws_port)):
+        if not port_free(port):
+            raise Refused(f"port {port} is in use; choose another with {name}=<port> make run")
+    directory = state_dir()
+    lock = claim_lock(directory)
+    stop = threading.Event()
+    moto = start_moto(aws_port)
+    partners = None
+    try:
+        admin_token = configure(api_port, aws_port)
+        sys.path.insert(0, str(ROOT))
+        from infra.resources import provision
+
+        env = provision("local", region=REGION, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+        os.environ.update(env)
+        quiet_service_logs()
+        import app as application
+
+        app = application.app
+        api_url = f"http://127.0.0.1:{api_port}"
+        server = serve_api(app, api_port)
+        run_pollers(app, stop)
+        run_schedules(app, stop)
+        run_phone(env["NOTIFICATIONS_TOPIC_ARN"], stop)
+        import requests
+
+        seller = requests.post(
+            f"{api_url}/api/v1/tokens",
+            json={"role": "seller", "seller_id": "s-1"},
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=10,
+        ).json()["token"]
+        if os.environ.get("ORDER_RELAY_DEMO", "1") != "0":
+            partners = start_demo(api_url, admin_token)
+        stack = {
+            "api_url": api_url,
+            "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
+            "region": REGION,
+            "admin_token": admin_token,
+            "seller_token": seller,
+            "notifications_topic_arn": env["NOTIFICATIONS_TOPIC_ARN"],
+            "queue_url": env["ORDERS_QUEUE_URL"],
+            "tables": {k.removesuffix("_TABLE").lower(): v for k, v in env.items() if k.endswith("_TABLE")},
+            "demo_integrators": partners.base_url if partners else None,
+            "pid": os.getpid(),
+        }
+        (directory / "stack.json").write_text(json.dumps(stack, indent=2))
+        banner(stack, time.monotonic() - started)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        say("stack", "stopping", "dim")
+        stop.set()
+        server.server.shutdown()
+    finally:
+        stop.set()
+        if partners is not None:
+            partners.stop()
+        moto.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            moto.wait(5)
+        if moto.poll() is None:
+            moto.kill()
+        with contextlib.suppress(FileNotFoundError):
+            (directory / "stack.json").unlink()
+        lock.unlink(missing_ok=True)
+
+
+def example_order() -> str:
+    return json.dumps(
+        {
+            "user": {
+                "id": "u-1",
+                "phone": "+962790000000",
+                "name": "Lina",
+                "email": "lina@example.com",
+                "lat": 31.95,
+                "lng": 35.91,
+            },
+            "seller": {
+                "id": "s-1",
+                "phone": "+962780000000",
+                "name": "Falafel House",
+                "email": "shop@example.com",
+                "lat": 31.96,
+                "lng": 35.92,
+            },
+            "order": {
+                "datetime": "2026-11-24T10:00:00+02:00",
+                "timezone": "Asia/Amman",
+                "user_note": "no onions",
+                "items": [{"id": "i-1", "name": "Falafel wrap", "quantity": 2}],
+            },
+        }
+    )
+
+
+def banner(stack: dict[str, Any], seconds: float) -> None:
+    api = stack["api_url"]
+    lines = [
+        "",
+        paint(f"order-relay is running (ready in {seconds:.1f} s)", "bold"),
+        f"  API            {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)",
+        f"  AWS (moto)     {stack['aws_endpoint_url']}",
+        f"  admin token    {stack['admin_token']}",
+        f"  seller token   {stack['seller_token']}   (seller s-1)",
+        f"  demo partners  {'delivery, loyalty, food-ordering' if stack['demo_integrators'] else 'off'}",
+        f"  state          {state_dir() / 'stack.json'}",
+        "",
+        "Create an order as the seller and watch it travel:",
+        f"  curl -s -X POST {api}/api/v1/orders \\",
+        f"    -H 'Authorization: Bearer {stack['seller_token']}' -H 'Content-Type: application/json' \\",
+        f"    -d '{example_order()}'",
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    with _print_lock:
+        print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
