@@ -3,7 +3,7 @@ tests (moto) can swap everything with `reset_clients()`."""
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import get_settings
@@ -14,27 +14,41 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-@cache
-def _client(service: str) -> Any:
-    import boto3  # deferred: ~300 ms of botocore that the authorizer and docs routes never need
+_clients: dict[str, Any] = {}
+_lock = threading.Lock()
 
-    return boto3.session.Session().client(service, region_name=get_settings().region)  # type: ignore[call-overload]
+
+def client(service: str) -> Any:
+    """One client per service and process. Locked: the dispatcher's threads would otherwise all build their own
+    on a cold start (botocore clients are thread-safe once built, not cheap to build)."""
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    with _lock:
+        if service not in _clients:
+            import boto3  # deferred: ~300 ms of botocore that the authorizer and docs routes never need
+
+            _clients[service] = boto3.session.Session().client(  # type: ignore[call-overload]
+                service, region_name=get_settings().region
+            )
+        return _clients[service]
 
 
 def sqs() -> SQSClient:
-    client: SQSClient = _client("sqs")
-    return client
+    found: SQSClient = client("sqs")
+    return found
 
 
 def sns() -> SNSClient:
-    client: SNSClient = _client("sns")
-    return client
+    found: SNSClient = client("sns")
+    return found
 
 
 def secretsmanager() -> SecretsManagerClient:
-    client: SecretsManagerClient = _client("secretsmanager")
-    return client
+    found: SecretsManagerClient = client("secretsmanager")
+    return found
 
 
 def reset_clients() -> None:
-    _client.cache_clear()
+    with _lock:
+        _clients.clear()

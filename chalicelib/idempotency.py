@@ -3,6 +3,7 @@ set-up) is paid only by the functions that use it, and tests can reset it with t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
@@ -17,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from chalicelib.aws import client
 from chalicelib.errors import Conflict, InvalidInput
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 from chalicelib.settings import get_settings
 
 REPLAYED = "__idempotent_replay__"
+_lock = threading.Lock()
 _lambda_context: Any = None
 
 
@@ -33,9 +36,9 @@ def register_lambda_context(context: Any) -> None:
     _lambda_context = context
 
 
-@cache
 def _persistence() -> DynamoDBPersistenceLayer:
-    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table)
+    """One layer per use: Powertools configures a layer once, with the first config it sees."""
+    return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table, boto3_client=client("dynamodb"))
 
 
 def _mark_replay(response: Any, _record: Any) -> Any:
@@ -75,7 +78,8 @@ def run_once(
     Raises Conflict while the first call is still running and InvalidInput when the key is reused with
     another payload. An exception inside `function` forgets the key, so a retry runs again.
     """
-    decorated, config = _wrapped(function, key_prefix, key_path, validate_path)
+    with _lock:  # built once per use even when the dispatcher's threads arrive together
+        decorated, config = _wrapped(function, key_prefix, key_path, validate_path)
     if _lambda_context is not None:
         config.register_lambda_context(_lambda_context)
     try:
@@ -90,5 +94,4 @@ def run_once(
 
 
 def reset_idempotency() -> None:
-    _persistence.cache_clear()
     _wrapped.cache_clear()

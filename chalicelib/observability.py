@@ -18,4 +18,5 @@ def count(name: str, value: float = 1) -> None:
 
 def flush_metrics() -> None:
     """Write the EMF line for this invocation (empty invocations print nothing)."""
-    metrics.flush_metrics(raise_on_empty_metrics=False)
+    if metrics.metric_set:
+        metrics.flush_metrics()

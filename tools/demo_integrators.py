@@ -60,6 +60,11 @@ def _verify_hmac(headers: Any, body: bytes) -> bool:
     return any(hmac.compare_digest(expected, sig) for sig in (headers.get("webhook-signature") or "").split())
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many deliveries connect at once; the default backlog of 5 resets them
+
+
 class DemoPartners:
     def __init__(self, say: Callable[[str, str], None], step_seconds: float = 1.0) -> None:
         self.say = say
@@ -84,7 +89,7 @@ class DemoPartners:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="demo-partners", daemon=True)

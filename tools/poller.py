@@ -20,6 +20,7 @@ class BatchResult:
     received: int = 0
     deleted: int = 0
     failed_ids: list[str] = field(default_factory=list)
+    failed_receipts: list[str] = field(default_factory=list)
     crashed: bool = False
 
 
@@ -78,9 +79,11 @@ def run_batch(
     except Exception:  # noqa: BLE001 - a crashed invocation: nothing is deleted, everything comes back
         result.crashed = True
         result.failed_ids = [m["MessageId"] for m in messages]
+        result.failed_receipts = [m["ReceiptHandle"] for m in messages]
         return result
     failed = {item["itemIdentifier"] for item in (response or {}).get("batchItemFailures", [])}
     result.failed_ids = sorted(failed)
+    result.failed_receipts = [m["ReceiptHandle"] for m in messages if m["MessageId"] in failed]
     done = [m for m in messages if m["MessageId"] not in failed]
     for start in range(0, len(done), 10):
         chunk = done[start : start + 10]

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from chalicelib import queue
 from chalicelib.db import deliveries as store
 from chalicelib.db import orders as order_store
+from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
 from chalicelib.dispatch import sender
 from chalicelib.idempotency import run_once
 from chalicelib.integrators.registry import Integrator, load_integrator, load_integrators
@@ -37,6 +38,8 @@ from chalicelib.orders.status import OrderStatus
 from chalicelib.settings import get_settings
 
 DISABLED_RECHECK_SECONDS = 900
+# Module-level pools: their threads (and the clients they use) live as long as the Lambda container.
+_records = ThreadPoolExecutor(max_workers=10, thread_name_prefix="record")
 _deliveries = ThreadPoolExecutor(max_workers=32, thread_name_prefix="delivery")
 
 
@@ -68,31 +71,44 @@ def webhook_id(order_id: str, event: str, version: int, integrator: str) -> str:
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run every record of the batch at once (each fans out to its integrators), then let Powertools batch
+    processing collect the per-record outcomes into the partial-batch response."""
     records = event.get("Records", [])
-    with ThreadPoolExecutor(max_workers=max(1, len(records)), thread_name_prefix="record") as pool:
-        futures: dict[str, Future[None]] = {r["messageId"]: pool.submit(handle_record, r) for r in records}
+    integrators = _prepare()
+    futures: dict[str, Future[None]] = {r["messageId"]: _records.submit(handle_record, r, integrators) for r in records}
 
-        def record_handler(record: SQSRecord) -> None:
-            futures[record.message_id].result()
+    def record_handler(record: SQSRecord) -> None:
+        futures[record.message_id].result()
 
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
     failures = response.get("batchItemFailures", [])
     if failures and not get_settings().partial_batch_response:
         raise BatchFailed(f"{len(failures)} of {len(records)} records failed; the batch will be redelivered")
     return dict(response)
 
 
-def handle_record(record: dict[str, Any]) -> None:
+def _prepare() -> list[Integrator] | None:
+    """Read the integrators once per batch and warm the shared clients before the fan-out. A failure here is
+    left to each record (it reads them again), so it is reported per record like any other."""
+    try:
+        warm_connections(OrderRecord, DeliveryRecord, AttemptRecord)
+        return load_integrators()
+    except Exception:  # noqa: BLE001
+        logger.warning("could not prepare the batch; records will retry on their own", exc_info=True)
+        return None
+
+
+def handle_record(record: dict[str, Any], integrators: list[Integrator] | None = None) -> None:
     import json
 
     body = json.loads(record["body"])
     kind = body.get("kind")
     logger.append_keys(message_id=record.get("messageId"), correlation_id=body.get("correlation_id"))
     if kind == "order_event":
-        handle_order_event(OrderEvent.model_validate(body))
+        handle_order_event(OrderEvent.model_validate(body), integrators)
     elif kind == "delivery_retry":
         handle_retry(DeliveryJob.model_validate(body))
     elif kind == "notification":
@@ -123,13 +139,13 @@ def plan(event: OrderEvent, order: Order, integrator: Integrator, state: dict[st
     return None  # an order.created still retrying carries the latest content anyway
 
 
-def handle_order_event(event: OrderEvent) -> None:
+def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None = None) -> None:
     order = order_store.get(event.order_id)
     if order is None:
         logger.warning("order event for a missing order; dropped", extra={"order_id": event.order_id})
         return
     jobs: list[tuple[DeliveryJob, Integrator]] = []
-    for integrator in load_integrators():
+    for integrator in integrators if integrators is not None else load_integrators():
         state = store.get_state(order.id, integrator.name)
         if (
             event.type is OrderEventType.CANCELLED

@@ -39,6 +39,11 @@ class CloseConnection:
 Behaviour = Reply | Hang | CloseConnection
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many deliveries connect at once; the default backlog of 5 resets them
+
+
 class Headers:
     """Case-insensitive header view of one recorded request."""
 
@@ -77,6 +82,8 @@ class FakeIntegrator:
         self._stopping = threading.Event()
         self._oauth: dict[str, tuple[str, str, int]] = {}
         self.valid_tokens: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,10 +98,16 @@ class FakeIntegrator:
                 recorded = Recorded("POST", self.path, Headers(list(self.headers.items())), body, time.monotonic())
                 with fake._changed:
                     fake._recorded.append(recorded)
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                     fake._changed.notify_all()
-                fake._answer(self, recorded)
+                try:
+                    fake._answer(self, recorded)
+                finally:
+                    with fake._changed:
+                        fake.in_flight -= 1
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-integrator", daemon=True)
 
