@@ -147,7 +147,7 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         publisher.notify(
             current,
             f"order.{known.value}",
-            update.message or MESSAGES[known.value],
+            MESSAGES[known.value],
             key=known.value,
             data={"integrator": integrator, "eta": update.eta},
         )

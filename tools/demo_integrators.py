@@ -23,11 +23,12 @@ CLIENT_ID = "food-ordering-demo"
 CLIENT_SECRET = "demo-secret-" + secrets.token_hex(8)
 HMAC_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
-# name -> (auth block for registration, statuses the partner reports after receiving an order)
-PLANS: dict[str, list[str]] = {
-    "delivery": ["accepted", "picked_up", "delivered"],
-    "food-ordering": ["accepted", "preparing", "ready"],
-    "loyalty": ["accepted"],
+# name -> (step, status) the partner reports after receiving an order: the kitchen platform accepts and cooks,
+# the courier picks up and delivers, the loyalty programme only acknowledges.
+PLANS: dict[str, list[tuple[int, str]]] = {
+    "food-ordering": [(1, "accepted"), (2, "preparing"), (3, "ready")],
+    "delivery": [(4, "picked_up"), (5, "delivered")],
+    "loyalty": [(1, "accepted")],
 }
 
 
@@ -133,9 +134,11 @@ class DemoPartners:
 
     def _walk(self, name: str, order_id: str) -> None:
         def run() -> None:
-            for status in PLANS[name]:
-                if self._stop.wait(self.step):
+            waited = 0
+            for step, status in PLANS[name]:
+                if self._stop.wait((step - waited) * self.step):
                     return
+                waited = step
                 self.callback(name, order_id, status)
 
         threading.Thread(target=run, name=f"demo-{name}-{order_id}", daemon=True).start()
@@ -144,12 +147,13 @@ class DemoPartners:
         secret, url = self.callback_secrets.get(name), self.callback_urls.get(name)
         if not secret or not url:
             return
-        body = json.dumps({"order_id": order_id, "status": status, "message": f"{name}: {status}"}).encode()
+        body = json.dumps({"order_id": order_id, "status": status, "message": f"{name} says {status}"}).encode()
         headers = {"Content-Type": "application/json", **signature_headers(secret, f"cb_{secrets.token_hex(8)}", body)}
         try:
             response = requests.post(url, data=body, headers=headers, timeout=5)
         except requests.RequestException as exc:
             self.say(name, f"callback {status} failed: {exc}")
             return
-        if response.status_code >= 300:
-            self.say(name, f"callback {status} answered {response.status_code}")
+        outcome = response.json().get("applied") if response.status_code < 300 else response.status_code
+        self.say(name, f"callback {status}: " + ("moved the order" if outcome is True else
+                                                "kept on its delivery" if outcome is False else f"HTTP {outcome}"))

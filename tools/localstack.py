@@ -177,7 +177,8 @@ def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
                 try:
                     result = poll_once(app, sqs, url, handler_name=name, wait_seconds=1, region=REGION)
                 except Exception as exc:  # noqa: BLE001 - keep the stack up, say what happened
-                    say("poller", f"{name}: {exc}", "red")
+                    if not stop.is_set():
+                        say("poller", f"{name}: {exc}", "red")
                     stop.wait(1)
                     continue
                 if result.crashed:
@@ -348,6 +349,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
             "tables": {k.removesuffix("_TABLE").lower(): v for k, v in env.items() if k.endswith("_TABLE")},
             "demo_integrators": partners.base_url if partners else None,
             "pid": os.getpid(),
+            "moto_pid": moto.pid,
         }
         (directory / "stack.json").write_text(json.dumps(stack, indent=2))
         banner(stack, time.monotonic() - started)

@@ -1,0 +1,228 @@
+"""`make run`'s stack as a user gets it: started as a subprocess, used over real HTTP, stopped with SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from chalicelib.orders.status import rank
+from tests.conftest import order_body
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy, or fail with its last answer."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        pause.wait(every)
+    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("stack")
+    env = {
+        **os.environ,
+        "ORDER_RELAY_PORT": str(free_port()),
+        "ORDER_RELAY_AWS_PORT": str(free_port()),
+        "ORDER_RELAY_STATE_DIR": str(state),
+        "ORDER_RELAY_DEMO_STEP_SECONDS": "0.2",
+        "NO_COLOR": "1",
+    }
+    for name in ("AWS_ENDPOINT_URL", "ORDER_RELAY_ADMIN_TOKEN"):
+        env.pop(name, None)
+    log = (state / "stack.log").open("w")
+    moto_pid = None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.localstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        stack_file = state / "stack.json"
+        eventually(lambda: stack_file.exists() or process.poll() is not None, timeout=40)
+        assert process.poll() is None, (state / "stack.log").read_text()
+        info = json.loads(stack_file.read_text())
+        moto_pid = info["moto_pid"]
+        info["process"], info["state"] = process, state
+        yield info
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        finally:
+            log.close()
+        assert not (state / "stack.json").exists() and not (state / "stack.pid").exists()
+        if moto_pid is not None:  # no process left behind
+            with pytest.raises(ProcessLookupError):
+                os.kill(moto_pid, 0)
+
+
+@pytest.fixture(scope="module")
+def aws(stack: dict[str, Any]) -> dict[str, Any]:
+    def make(service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=stack["region"],
+            endpoint_url=stack["aws_endpoint_url"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    return {"sqs": make("sqs"), "sns": make("sns")}
+
+
+def call(stack: dict[str, Any], method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token or stack['seller_token']}"}
+    return requests.request(method, stack["api_url"] + path, headers=headers, timeout=10, **kw)
+
+
+def test_stack_json_has_what_design_promises(stack: dict[str, Any]) -> None:
+    assert set(stack) >= {
+        "api_url",
+        "aws_endpoint_url",
+        "region",
+        "admin_token",
+        "notifications_topic_arn",
+        "queue_url",
+        "tables",
+    }
+    assert set(stack["tables"]) >= {"orders", "deliveries", "idempotency"}
+    assert requests.get(stack["api_url"] + "/api/v1/openapi.json", timeout=5).status_code == 200
+
+
+def test_orders_travel_to_every_integrator_and_back(stack: dict[str, Any], aws: dict[str, Any]) -> None:
+    sqs = aws["sqs"]
+    phone = sqs.create_queue(QueueName="e2e-phone")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=phone, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws["sns"].subscribe(TopicArn=stack["notifications_topic_arn"], Protocol="sqs", Endpoint=arn)
+
+    ids = []
+    for n in range(3):
+        response = call(stack, "POST", "/api/v1/orders", json=order_body(user_id=f"u-e2e-{n}"))
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+
+    def all_delivered() -> bool:
+        orders = [call(stack, "GET", f"/api/v1/orders/{i}").json() for i in ids]
+        return all(o["status"] == "delivered" for o in orders) and orders
+
+    orders = eventually(all_delivered, timeout=30)
+    for order in orders:
+        states = {d["integrator"]: d for d in order["deliveries"]}
+        assert set(states) == {"delivery", "loyalty", "food-ordering"}
+        assert all(d["status"] == "delivered" for d in states.values())
+        steps = [t["status"] for t in order["timeline"]]
+        assert steps[:2] == ["pending", "dispatched"] and steps[-1] == "delivered"
+        assert [rank(s) for s in steps] == sorted(rank(s) for s in steps), "the status only moved forwards"
+
+    received: list[dict[str, Any]] = []
+
+    def notified() -> bool:
+        batch = sqs.receive_message(QueueUrl=phone, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        received.extend(json.loads(m["Body"]) for m in batch)
+        return sum(1 for n in received if n["MessageAttributes"]["event"]["Value"] == "order.delivered") == 3
+
+    eventually(notified, timeout=15)
+    users = {n["MessageAttributes"]["user_id"]["Value"] for n in received}
+    assert users == {"u-e2e-0", "u-e2e-1", "u-e2e-2"}
+
+
+def test_cancel_reaches_integrators_that_have_the_order(stack: dict[str, Any]) -> None:
+    order_id = call(stack, "POST", "/api/v1/orders", json=order_body()).json()["id"]
+    eventually(lambda: call(stack, "GET", f"/api/v1/orders/{order_id}").json()["status"] != "pending")
+    response = call(stack, "DELETE", f"/api/v1/orders/{order_id}")
+    assert response.status_code in (200, 409), response.text
+    if response.status_code == 409:  # the demo partners were faster than us and delivered it
+        return
+
+    def cancelled_everywhere() -> bool:
+        deliveries = call(stack, "GET", f"/api/v1/orders/{order_id}").json()["deliveries"]
+        return all(d["event"] == "order.cancelled" and d["status"] == "delivered" for d in deliveries)
+
+    eventually(cancelled_everywhere)
+
+
+def test_a_crashing_batch_is_retried_then_parked_in_the_dead_letter_queue(
+    stack: dict[str, Any], aws: dict[str, Any]
+) -> None:
+    sqs = aws["sqs"]
+    queue = stack["queue_url"]
+    # Redeliveries after 1 s instead of the deployed 6 minutes; the redrive policy itself is unchanged.
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "1"})
+    dlq = sqs.get_queue_url(QueueName=queue.rsplit("/", 1)[1] + "-dlq")["QueueUrl"]
+    # Delayed past the poller's current 1 s long poll, which read the old timeout when it started.
+    sqs.send_message(QueueUrl=queue, MessageBody="{this is not json", DelaySeconds=2)
+    good = call(stack, "POST", "/api/v1/orders", json=order_body()).json()["id"]
+    eventually(lambda: call(stack, "GET", f"/api/v1/orders/{good}").json()["status"] != "pending")
+
+    def parked() -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = sqs.receive_message(
+            QueueUrl=dlq, AttributeNames=["All"], WaitTimeSeconds=1
+        ).get("Messages", [])
+        return messages
+
+    message = eventually(parked, timeout=30)[0]
+    assert message["Body"] == "{this is not json"
+    assert int(message["Attributes"]["ApproximateReceiveCount"]) >= 5
+
+
+def test_a_second_stack_refuses_to_start(stack: dict[str, Any]) -> None:
+    env = {
+        **os.environ,
+        "ORDER_RELAY_STATE_DIR": str(stack["state"]),
+        "ORDER_RELAY_PORT": str(free_port()),
+        "ORDER_RELAY_AWS_PORT": str(free_port()),
+    }
+    second = subprocess.run(
+        [sys.executable, "-m", "tools.localstack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert second.returncode == 1 and "already running" in second.stderr
+
+
+def test_a_port_in_use_gets_a_clear_message(stack: dict[str, Any]) -> None:
+    port = stack["api_url"].rsplit(":", 1)[1]
+    env = {**os.environ, "ORDER_RELAY_PORT": port, "ORDER_RELAY_STATE_DIR": str(stack["state"] / "other")}
+    second = subprocess.run(
+        [sys.executable, "-m", "tools.localstack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert second.returncode == 1 and f"port {port} is in use" in second.stderr
