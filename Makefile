@@ -8,8 +8,9 @@ PYTHON ?= $(shell for p in python3.12 $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAGE ?= dev
 
-.PHONY: help venv run test lint typecheck unit bench package deploy clean
+.PHONY: help venv run test lint typecheck bench package deploy policies clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API on :$${ORDER_RELAY_PORT:-8000}, dispatcher, demo integrators)"
@@ -41,6 +42,15 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+package: $(STAMP)
+	$(BIN)/python tools/package.py --stage $(STAGE)
+
+deploy: $(STAMP)
+	$(BIN)/python tools/deploy.py --stage $(STAGE)
+
+policies: $(STAMP)
+	$(BIN)/python -m infra.policies
 
 clean:
 	rm -rf $(VENV) build .local .pytest_cache .mypy_cache .ruff_cache

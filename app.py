@@ -13,6 +13,7 @@ from chalicelib.api.http import Router
 app = Chalice(app_name="order-relay", configure_logs=False)
 # The queue name is needed when the app is loaded for deployment; stages set it in .chalice/config.json.
 ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME", "order-relay-dev-orders")
+DISPATCH_MAX_CONCURRENCY = int(os.environ.get("DISPATCH_MAX_CONCURRENCY", "5"))
 
 
 @app.authorizer(ttl_seconds=60)
@@ -99,6 +100,11 @@ def delete_integrator(_request: Request, name: str) -> Response:
     return handlers.delete_integrator(name)
 
 
+@route("/integrators/{name}/replay", ["POST"], admin_only=True)
+def replay_deliveries(request: Request, name: str) -> Response:
+    return handlers.replay_deliveries(request, name)
+
+
 @route("/callbacks/{integrator}", ["POST"], public=True)
 def receive_callback(request: Request, integrator: str) -> Response:
     return handlers.receive_callback(request, integrator)
@@ -109,7 +115,9 @@ def openapi_document(_request: Request) -> Response:
     return handlers.openapi_document(app)
 
 
-@app.on_sqs_message(queue=ORDERS_QUEUE_NAME, batch_size=10, name="dispatch_orders")
+@app.on_sqs_message(
+    queue=ORDERS_QUEUE_NAME, batch_size=10, maximum_concurrency=DISPATCH_MAX_CONCURRENCY, name="dispatch_orders"
+)
 def dispatch_orders(event: SQSEvent) -> dict[str, Any]:
     return handlers.dispatch_batch(event.to_dict(), event.context)
 

@@ -10,7 +10,7 @@ import hashlib
 import os
 from functools import cache
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigurationError(RuntimeError):
@@ -24,8 +24,10 @@ class Settings(BaseModel):
     integrators_table: str
     deliveries_table: str
     idempotency_table: str
-    orders_queue_url: str
-    notifications_topic_arn: str
+    orders_queue_url: str | None = None
+    orders_queue_name: str | None = None
+    notifications_topic_arn: str | None = None
+    notifications_topic_name: str | None = None
     secrets_prefix: str
     admin_token_sha256: str | None = None
     public_base_url: str | None = None
@@ -45,6 +47,15 @@ class Settings(BaseModel):
             return tuple(float(part) for part in value.split(",") if part.strip())
         return value
 
+    @model_validator(mode="after")
+    def _queue_and_topic_named(self) -> Settings:
+        # `chalice deploy` stages carry names (account-free); the packaged template passes the URL and ARN.
+        if not (self.orders_queue_url or self.orders_queue_name):
+            raise ValueError("set ORDERS_QUEUE_URL or ORDERS_QUEUE_NAME")
+        if not (self.notifications_topic_arn or self.notifications_topic_name):
+            raise ValueError("set NOTIFICATIONS_TOPIC_ARN or NOTIFICATIONS_TOPIC_NAME")
+        return self
+
     def retry_delay(self, attempt: int) -> float:
         """Base delay before attempt `attempt + 1`; the last configured delay repeats."""
         delays = self.dispatch_retry_delays or (0.0,)
@@ -59,7 +70,9 @@ _ENV = {
     "deliveries_table": ("DELIVERIES_TABLE",),
     "idempotency_table": ("IDEMPOTENCY_TABLE",),
     "orders_queue_url": ("ORDERS_QUEUE_URL",),
+    "orders_queue_name": ("ORDERS_QUEUE_NAME",),
     "notifications_topic_arn": ("NOTIFICATIONS_TOPIC_ARN",),
+    "notifications_topic_name": ("NOTIFICATIONS_TOPIC_NAME",),
     "secrets_prefix": ("SECRETS_PREFIX",),
     "public_base_url": ("PUBLIC_BASE_URL",),
     "allow_loopback_integrators": ("ALLOW_LOOPBACK_INTEGRATORS",),
@@ -93,7 +106,8 @@ def get_settings() -> Settings:
         return Settings.model_validate(values)
     except ValidationError as exc:
         problems = ", ".join(
-            f"{_ENV.get(str(err['loc'][0]), (err['loc'][0],))[0]}: {err['msg']}" for err in exc.errors()
+            f"{_ENV.get(str(err['loc'][0]), (err['loc'][0],))[0] if err['loc'] else 'settings'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise ConfigurationError(f"order-relay is misconfigured: {problems}") from exc
 

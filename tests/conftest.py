@@ -27,26 +27,10 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 from moto import mock_aws  # noqa: E402  (moto must patch botocore before any client exists)
 
+from tools.caches import reset_all  # noqa: E402
+
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 STAGE = "test"
-
-
-def reset_caches() -> None:
-    """Forget every per-process cache the service keeps (settings, clients, table bindings, secrets)."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from chalicelib.aws import reset_clients
-    from chalicelib.db.records import unbind_tables
-    from chalicelib.dispatch import sender
-    from chalicelib.idempotency import reset_idempotency
-    from chalicelib.settings import reset_settings
-
-    reset_settings()
-    reset_clients()
-    unbind_tables()
-    reset_idempotency()
-    parameters.clear_caches()
-    sender.tokens.clear()
 
 
 @pytest.fixture
@@ -62,9 +46,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         monkeypatch.setenv("ALLOW_LOOPBACK_INTEGRATORS", "true")
         monkeypatch.setenv("DISPATCH_RETRY_DELAYS", "1,2,4,8")
         monkeypatch.setenv("SWEEPER_GRACE_SECONDS", "0")
-        reset_caches()
+        reset_all()
         yield env
-        reset_caches()
+        reset_all()
 
 
 @pytest.fixture
@@ -115,10 +99,14 @@ class Api:
 
 
 @pytest.fixture
-def api(app: Any) -> Iterator[Api]:
+def api(app: Any, tmp_path: Any) -> Iterator[Api]:
+    """The test client reads a project directory whose stage sets no variables: the real .chalice/config.json
+    would point the app at the dev stage's tables for the length of each request."""
     from chalice.test import Client
 
-    with Client(app) as client:
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text('{"version": "2.0", "app_name": "order-relay"}')
+    with Client(app, project_dir=str(tmp_path)) as client:
         yield Api(client, ADMIN_TOKEN)
 
 

@@ -155,5 +155,14 @@ class DemoPartners:
             self.say(name, f"callback {status} failed: {exc}")
             return
         outcome = response.json().get("applied") if response.status_code < 300 else response.status_code
-        self.say(name, f"callback {status}: " + ("moved the order" if outcome is True else
-                                                "kept on its delivery" if outcome is False else f"HTTP {outcome}"))
+        self.say(
+            name,
+            f"callback {status}: "
+            + (
+                "moved the order"
+                if outcome is True
+                else "kept on its delivery"
+                if outcome is False
+                else f"HTTP {outcome}"
+            ),
+        )

@@ -136,6 +136,14 @@ def retry_delivery(request: Request, order_id: str, integrator: str) -> Response
     return json_response(history.retry_failed(order_id, integrator, correlation_id(request)), 202)
 
 
+def replay_deliveries(request: Request, name: str) -> Response:
+    from chalicelib.dispatch import history
+    from chalicelib.validation import parse_model
+
+    body = parse_model(request.raw_body, history.ReplayRequest)
+    return json_response(history.replay_failed(name, body, correlation_id(request)), 202)
+
+
 # --- tokens ----------------------------------------------------------------------------------------------------
 
 

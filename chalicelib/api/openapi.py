@@ -10,6 +10,7 @@ from chalice.app import Chalice
 from pydantic import BaseModel
 
 from chalicelib.callbacks import CallbackRequest
+from chalicelib.dispatch.history import ReplayRequest
 from chalicelib.integrators.registry import CreateIntegratorRequest, IntegratorView, UpdateIntegratorRequest
 from chalicelib.orders.models import CreateOrderRequest, ErrorResponse, OrderList, OrderPatch, OrderResource
 from chalicelib.tokens import CreateTokenRequest, IssuedToken
@@ -31,6 +32,12 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
     "get_integrator": ("Get one integrator, secrets masked (admin)", None, 200, IntegratorView),
     "update_integrator": ("Change an integrator (admin)", UpdateIntegratorRequest, 200, IntegratorView),
     "delete_integrator": ("Remove an integrator (admin)", None, 204, None),
+    "replay_deliveries": (
+        "Re-send an integrator's failed deliveries from a time range (admin)",
+        ReplayRequest,
+        202,
+        None,
+    ),
     "receive_callback": ("Status update from an integrator, Standard Webhooks signed", CallbackRequest, 200, None),
     "openapi_document": ("This document", None, 200, None),
 }

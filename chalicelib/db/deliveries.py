@@ -63,6 +63,7 @@ def put_state(state: dict[str, Any], expected_revision: int | None) -> bool:
     ensure_bound()
     values: dict[str, Any] = {name: state.get(name) for name in FIELDS}
     values["revision"] = (expected_revision or 0) + 1
+    values["integrator_status"] = f"{state['integrator']}#{state['status']}"
     record = DeliveryRecord(state["order_id"], STATE + state["integrator"], **values)
     condition = (
         DeliveryRecord.sk.does_not_exist()
@@ -82,6 +83,8 @@ def put_state(state: dict[str, Any], expected_revision: int | None) -> bool:
 def set_fields(order_id: str, integrator: str, expected_revision: int, **fields: Any) -> bool:
     ensure_bound()
     record = DeliveryRecord(order_id, STATE + integrator)
+    if fields.get("status"):
+        fields["integrator_status"] = f"{integrator}#{fields['status']}"
     actions = [getattr(DeliveryRecord, name).set(value) for name, value in fields.items() if value is not None]
     actions.append(DeliveryRecord.revision.set(expected_revision + 1))
     try:
@@ -120,3 +123,12 @@ def list_attempts(order_id: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def find(integrator: str, status: str, since: str, until: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Deliveries of `integrator` in `status` last changed between `since` and `until` (one index Query)."""
+    ensure_bound()
+    query = DeliveryRecord.by_integrator_status.query(
+        f"{integrator}#{status}", DeliveryRecord.updated_at.between(since, until), limit=limit
+    )
+    return [_as_dict(record) for record in query]

@@ -146,6 +146,17 @@ class IntegratorRecord(Model):
     updated_at = UnicodeAttribute()
 
 
+class ByIntegratorStatusIndex(GlobalSecondaryIndex["DeliveryRecord"]):
+    """Deliveries of one integrator in one state by time: what an operator replays after an outage."""
+
+    class Meta:
+        index_name = "by_integrator_status"
+        projection = AllProjection()
+
+    integrator_status = UnicodeAttribute(hash_key=True)
+    updated_at = UnicodeAttribute(range_key=True)
+
+
 class DeliveryRecord(Model):
     """Where one order stands with one integrator (`sk = state#<integrator>`)."""
 
@@ -173,6 +184,9 @@ class DeliveryRecord(Model):
     remote_details = JSONAttribute(null=True)
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
+    integrator_status = UnicodeAttribute(null=True)
+
+    by_integrator_status = ByIntegratorStatusIndex()
 
 
 class AttemptRecord(Model):

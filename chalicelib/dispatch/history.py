@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+
 from chalicelib import queue
 from chalicelib.db import deliveries as store
 from chalicelib.db import orders as order_store
@@ -50,3 +52,30 @@ def retry_failed(order_id: str, integrator: str, correlation_id: str | None) -> 
         raise Conflict("delivery changed meanwhile; retry the request")
     queue.send(job, correlation_id=correlation_id)
     return {"order_id": order_id, "integrator": integrator, "status": "retrying", "round": next_round}
+
+
+class ReplayRequest(BaseModel):
+    """Replay an integrator's failed deliveries after an outage: every one last changed in [since, until]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
+    until: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayRequest:
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+def replay_failed(integrator: str, request: ReplayRequest, correlation_id: str | None) -> dict[str, Any]:
+    failed = store.find(integrator, "failed", iso(request.since), iso(request.until))
+    replayed, skipped = [], []
+    for state in failed:
+        try:
+            retry_failed(state["order_id"], integrator, correlation_id)
+            replayed.append(state["order_id"])
+        except (Conflict, NotFound) as exc:
+            skipped.append({"order_id": state["order_id"], "reason": exc.message})
+    return {"integrator": integrator, "replayed": replayed, "skipped": skipped}

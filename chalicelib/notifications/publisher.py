@@ -17,7 +17,6 @@ from chalicelib.aws import sns
 from chalicelib.idempotency import run_once
 from chalicelib.observability import count, logger
 from chalicelib.orders.domain import Order
-from chalicelib.settings import get_settings
 
 RETRY_DELAY_SECONDS = 30
 
@@ -84,7 +83,7 @@ def _publish(data: dict[str, Any]) -> dict[str, Any]:
         )
     }
     response = sns().publish(
-        TopicArn=get_settings().notifications_topic_arn,
+        TopicArn=queue.topic_arn(),
         Message=json.dumps(push_message(note)),
         MessageStructure="json",
         MessageAttributes=attributes,  # type: ignore[arg-type]

@@ -450,3 +450,30 @@ def test_a_batch_runs_deliveries_concurrently(
     assert all(not r.failed_ids for r in results)
     assert sum(len(fake.requests(f"/{n}")) for n in "abc") == 30
     assert fake.max_in_flight >= 10, fake.max_in_flight
+
+
+def test_operator_replays_failed_deliveries_of_a_time_range(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, seller_token: str
+) -> None:
+    fake.script("/p", Reply(400), Reply(400))
+    fake.default("/p", Reply(200, json={}))
+    register(api, "partner", fake.url("/p"))
+    failed = [new_order(api), new_order(api)]
+    run(app, sqs, aws)
+    assert all(deliveries(api, o)["partner"]["status"] == "failed" for o in failed)
+    window = {"since": "2020-01-01T00:00:00Z", "until": "2100-01-01T00:00:00Z"}
+    assert api.as_(seller_token).post("/api/v1/integrators/partner/replay", window).status_code == 403
+    assert (
+        api.post(
+            "/api/v1/integrators/partner/replay", {"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}
+        ).status_code
+        == 422
+    )
+    empty = api.post(
+        "/api/v1/integrators/partner/replay", {"since": "2020-01-01T00:00:00Z", "until": "2020-01-02T00:00:00Z"}
+    )
+    assert empty.json_body["replayed"] == []
+    response = api.post("/api/v1/integrators/partner/replay", window)
+    assert response.status_code == 202 and sorted(response.json_body["replayed"]) == sorted(failed)
+    run(app, sqs, aws)
+    assert all(deliveries(api, o)["partner"]["status"] == "delivered" for o in failed)

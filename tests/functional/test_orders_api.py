@@ -302,7 +302,7 @@ def test_cancel_of_a_finished_order_is_409(api: Api) -> None:
 
 
 def test_order_saved_but_not_queued_is_requeued_by_the_sweeper(
-    api: Api, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, app: Any
+    api: Api, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, app: Any, tmp_path: Any
 ) -> None:
     from chalicelib import queue
 
@@ -316,7 +316,7 @@ def test_order_saved_but_not_queued_is_requeued_by_the_sweeper(
 
     from chalice.test import Client
 
-    with Client(app) as client:
+    with Client(app, project_dir=str(tmp_path)) as client:
         tick = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
         assert client.lambda_.invoke("sweep_outbox", tick).payload == {"requeued": 1}
         messages = queue_messages(aws["ORDERS_QUEUE_URL"])
@@ -338,3 +338,19 @@ def test_openapi_lists_every_route_without_auth(api: Api, app: Any) -> None:
     create_op = document["paths"]["/api/v1/orders"]["post"]
     schema_name = create_op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert set(document["components"]["schemas"][schema_name]["properties"]) == {"user", "seller", "order"}
+
+
+def test_deployed_stage_config_with_names_only_finds_its_queue_and_topic(
+    api: Api, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chalice deploy` stages carry account-free names; the URL and ARN are looked up at first use."""
+    from chalicelib import queue
+    from chalicelib.settings import reset_settings
+
+    monkeypatch.delenv("ORDERS_QUEUE_URL")
+    monkeypatch.delenv("NOTIFICATIONS_TOPIC_ARN")
+    monkeypatch.setenv("NOTIFICATIONS_TOPIC_NAME", aws["NOTIFICATIONS_TOPIC_ARN"].rsplit(":", 1)[1])
+    reset_settings()
+    create(api)
+    assert len(queue_messages(aws["ORDERS_QUEUE_URL"])) == 1
+    assert queue.topic_arn() == aws["NOTIFICATIONS_TOPIC_ARN"]

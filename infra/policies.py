@@ -1,0 +1,126 @@
+"""Least-privilege IAM, written down once per function.
+
+Chalice cannot see the AWS calls pynamodb and Powertools make, so its generated policy would miss them;
+`autogen_policy` is off and each function gets exactly the actions below on exactly its resources. The same
+table renders `.chalice/policy-<stage>-<function>.json` (for `chalice deploy`) and the role policies of the
+packaged CloudFormation template (with `Fn::Sub` ARNs), and tests compare both with it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.resources import TABLES, ResourceNames
+
+CHALICE_DIR = Path(__file__).resolve().parent.parent / ".chalice"
+FUNCTIONS = ("api_handler", "bearer_auth", "dispatch_orders", "sweep_outbox")
+READ = ("dynamodb:GetItem", "dynamodb:Query")
+WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+IDEMPOTENCY = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+SECRETS_ADMIN = (
+    "secretsmanager:CreateSecret",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:DeleteSecret",
+)
+LOGS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+TRACING = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+# function -> [(actions, resources)]; resources name keys of `arns()`.
+PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "api_handler": [
+        ((*READ, *WRITE), ("orders", "orders_indexes", "deliveries")),
+        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"), ("tokens",)),
+        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"), ("integrators",)),
+        (IDEMPOTENCY, ("idempotency",)),
+        (("sqs:SendMessage", "sqs:GetQueueUrl"), ("queue",)),
+        (("sns:Publish",), ("topic",)),
+        (SECRETS_ADMIN, ("secrets",)),
+    ],
+    "bearer_auth": [
+        (("dynamodb:GetItem",), ("tokens",)),
+    ],
+    "dispatch_orders": [
+        ((*READ, "dynamodb:PutItem"), ("orders",)),
+        ((*READ, *WRITE), ("deliveries",)),
+        (("dynamodb:GetItem", "dynamodb:Scan"), ("integrators",)),
+        (IDEMPOTENCY, ("idempotency",)),
+        (
+            (
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+                "sqs:SendMessage",
+                "sqs:GetQueueUrl",
+            ),
+            ("queue",),
+        ),
+        (("sns:Publish",), ("topic",)),
+        (("secretsmanager:GetSecretValue",), ("secrets",)),
+    ],
+    "sweep_outbox": [
+        (("dynamodb:GetItem", "dynamodb:UpdateItem"), ("orders",)),
+        (("dynamodb:Query",), ("orders_outbox_index",)),
+        (("sqs:SendMessage", "sqs:GetQueueUrl"), ("queue",)),
+    ],
+}
+
+
+def arns(stage: str, *, cloudformation: bool = False) -> dict[str, Any]:
+    """Resource ARNs. For `chalice deploy` region and account are wildcards (the role can only act in its own
+    account anyway); in the packaged template they are exact, via `Fn::Sub`."""
+    names = ResourceNames(stage)
+    region, account, partition = (
+        ("${AWS::Region}", "${AWS::AccountId}", "${AWS::Partition}") if cloudformation else ("*", "*", "aws")
+    )
+    tables = {
+        kind: f"arn:{partition}:dynamodb:{region}:{account}:table/{names.table(kind)}" for kind, _, _ in TABLES.values()
+    }
+    found: dict[str, str] = {
+        **tables,
+        "orders_indexes": tables["orders"] + "/index/*",
+        "orders_outbox_index": tables["orders"] + "/index/outbox",
+        "queue": f"arn:{partition}:sqs:{region}:{account}:{names.queue}",
+        "topic": f"arn:{partition}:sns:{region}:{account}:{names.topic}",
+        "secrets": f"arn:{partition}:secretsmanager:{region}:{account}:secret:{names.secrets_prefix}/integrators/*",
+        "logs": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{names.prefix}-*",
+    }
+    if cloudformation:
+        return {key: {"Fn::Sub": value} for key, value in found.items()}
+    return found
+
+
+def policy_document(stage: str, function: str, *, cloudformation: bool = False) -> dict[str, Any]:
+    resources = arns(stage, cloudformation=cloudformation)
+    statements = [
+        {"Sid": f"S{n}", "Effect": "Allow", "Action": list(actions), "Resource": [resources[r] for r in kinds]}
+        for n, (actions, kinds) in enumerate(PERMISSIONS[function])
+    ]
+    statements.append({"Sid": "Logs", "Effect": "Allow", "Action": list(LOGS), "Resource": [resources["logs"]]})
+    # X-Ray accepts no resource-level scoping for these two actions.
+    statements.append({"Sid": "Tracing", "Effect": "Allow", "Action": list(TRACING), "Resource": ["*"]})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def policy_file(stage: str, function: str) -> Path:
+    return CHALICE_DIR / f"policy-{stage}-{function}.json"
+
+
+def write_policy_files(stages: tuple[str, ...] = ("dev", "prod")) -> list[Path]:
+    written = []
+    for stage in stages:
+        for function in FUNCTIONS:
+            path = policy_file(stage, function)
+            path.write_text(json.dumps(policy_document(stage, function), indent=2) + "\n")
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_policy_files():
+        print(path.relative_to(CHALICE_DIR.parent))

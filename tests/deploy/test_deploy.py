@@ -1,0 +1,271 @@
+"""What gets deployed: the packaged template, its IAM, the slim zip, and that each function's policy allows
+every AWS call its code really makes (recorded while the code runs against moto)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.client
+import pytest
+
+from infra.policies import FUNCTIONS, PERMISSIONS, policy_document, policy_file
+from infra.resources import template
+from tests.conftest import Api, order_body
+from tests.support.fake_integrator import FakeIntegrator, Reply
+from tools.deploy import enable_partial_batch_responses
+from tools.poller import drain
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("package")
+    result = subprocess.run(
+        [sys.executable, "tools/package.py", "--stage", "prod", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return {"dir": out, "template": json.loads((out / "sam.json").read_text()), "output": result.stdout}
+
+
+# --- the package -----------------------------------------------------------------------------------------------
+
+
+def test_packaged_template_passes_cfn_lint(package: dict[str, Any]) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), str(package["dir"] / "sam.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zip_leaves_botocore_to_the_runtime_and_stays_small(package: dict[str, Any]) -> None:
+    archive = zipfile.ZipFile(package["dir"] / "deployment.zip")
+    tops = {name.split("/", 1)[0] for name in archive.namelist()}
+    assert not {t for t in tops if t.split("-")[0] in ("boto3", "botocore", "s3transfer")}, tops
+    assert {"app.py", "chalicelib", "pynamodb", "aws_lambda_powertools", "pydantic_core"} <= tops
+    assert (package["dir"] / "deployment.zip").stat().st_size < 5_000_000
+
+
+def test_sqs_event_source_reports_batch_item_failures(package: dict[str, Any]) -> None:
+    dispatcher = package["template"]["Resources"]["DispatchOrders"]["Properties"]
+    source = dispatcher["Events"]["DispatchOrdersSqsEventSource"]["Properties"]
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["Queue"] == {"Fn::Sub": "${OrdersQueue.Arn}"}
+    assert dispatcher["Environment"]["Variables"]["SQS_PARTIAL_BATCH_RESPONSE"] == "true"
+    assert dispatcher["ReservedConcurrentExecutions"] == 50
+
+
+def test_every_resource_the_code_names_is_in_the_template(package: dict[str, Any]) -> None:
+    resources = package["template"]["Resources"]
+    names = {
+        r["Properties"].get("TableName") or r["Properties"].get("QueueName") or r["Properties"].get("TopicName")
+        for r in resources.values()
+        if r["Type"].startswith(("AWS::DynamoDB", "AWS::SQS", "AWS::SNS"))
+    }
+    for stage in ("dev", "prod"):
+        env = CONFIG["stages"][stage]["environment_variables"]
+        named = {v for k, v in env.items() if k.endswith(("_TABLE", "_QUEUE_NAME", "_TOPIC_NAME"))}
+        assert named <= {n.replace("-prod-", f"-{stage}-") for n in names}, named
+    api = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api["ORDERS_QUEUE_URL"] == {"Ref": "OrdersQueue"} and api["NOTIFICATIONS_TOPIC_ARN"] == {
+        "Ref": "NotificationsTopic"
+    }
+
+
+def test_queue_has_a_dead_letter_queue_and_six_times_the_dispatcher_timeout() -> None:
+    resources = template("prod")["Resources"]
+    queue = resources["OrdersQueue"]["Properties"]
+    timeout = CONFIG["stages"]["prod"]["lambda_functions"]["dispatch_orders"]["lambda_timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    tables = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert all(t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for t in tables)
+    ttl = {t["TableName"].rsplit("-", 1)[1] for t in tables if "TimeToLiveSpecification" in t}
+    assert ttl == {"deliveries", "idempotency"}
+    alarms = {k for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms == {
+        "DeadLetterQueueAlarm",
+        "DeliveryFailuresAlarm",
+        "DispatcherErrorsAlarm",
+        "DispatcherThrottlesAlarm",
+        "Api5xxAlarm",
+    }
+
+
+def test_roles_are_least_privilege(package: dict[str, Any]) -> None:
+    for function, role in (
+        ("api_handler", "ApiHandlerRole"),
+        ("dispatch_orders", "DispatchOrdersRole"),
+        ("bearer_auth", "BearerAuthRole"),
+        ("sweep_outbox", "SweepOutboxRole"),
+    ):
+        policies = package["template"]["Resources"][role]["Properties"]["Policies"]
+        assert [p["PolicyDocument"] for p in policies] == [policy_document("prod", function, cloudformation=True)]
+        for statement in policies[0]["PolicyDocument"]["Statement"]:
+            assert not any(action.endswith("*") for action in statement["Action"]), statement
+            if statement["Resource"] == ["*"]:
+                assert statement["Sid"] == "Tracing"
+
+
+def test_committed_policy_files_match_the_permission_table() -> None:
+    for stage in ("dev", "prod"):
+        for function in FUNCTIONS:
+            assert json.loads(policy_file(stage, function).read_text()) == policy_document(stage, function)
+            assert (
+                CONFIG["stages"][stage]["lambda_functions"][function]["iam_policy_file"]
+                == policy_file(stage, function).name
+            )
+
+
+def test_permission_table_is_what_the_readme_lists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for function, grants in PERMISSIONS.items():
+        for actions, _ in grants:
+            for action in actions:
+                assert f"`{action}`" in readme.split(f"`{function}`", 1)[1], (function, action)
+
+
+def test_enabling_partial_batch_responses_after_chalice_deploy(aws: dict[str, str]) -> None:
+    lam = boto3.client("lambda", region_name="us-east-1")
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam.create_function(
+        FunctionName="order-relay-test-dispatch_orders",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.dispatch_orders",
+        Code={"ZipFile": b"x"},
+        Environment={"Variables": {"SQS_PARTIAL_BATCH_RESPONSE": "false", "KEEP": "me"}},
+    )
+    queue_arn = boto3.client("sqs", region_name="us-east-1").get_queue_attributes(
+        QueueUrl=aws["ORDERS_QUEUE_URL"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName="order-relay-test-dispatch_orders")
+    assert len(enable_partial_batch_responses(lam, "order-relay-test-dispatch_orders")) == 1
+    mapping = lam.list_event_source_mappings(FunctionName="order-relay-test-dispatch_orders")["EventSourceMappings"][0]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    variables = lam.get_function_configuration(FunctionName="order-relay-test-dispatch_orders")["Environment"]
+    assert variables["Variables"] == {"SQS_PARTIAL_BATCH_RESPONSE": "true", "KEEP": "me"}
+
+
+# --- the policies cover what the code does ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
+    """Every AWS call made while the fixture is active, as (iam action, resource name)."""
+    recorded: list[tuple[str, str]] = []
+    real = botocore.client.BaseClient._make_api_call
+
+    def spy(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        prefix = self.meta.service_model.signing_name
+        target = (
+            params.get("TableName")
+            or params.get("QueueUrl", "").rsplit("/", 1)[-1]
+            or params.get("QueueName")
+            or params.get("TopicArn", "").rsplit(":", 1)[-1]
+            or params.get("SecretId")
+            or params.get("Name")
+            or ""
+        )
+        if params.get("IndexName"):
+            target += f"/index/{params['IndexName']}"
+        if "TransactItems" in params:
+            target = "transaction"
+        recorded.append((f"{prefix}:{operation}", target))
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", spy)
+    yield recorded
+
+
+def resource_name(arn: str) -> str:
+    for marker in (":table/", ":secret:"):
+        if marker in arn:
+            return arn.split(marker, 1)[1]
+    return arn.rsplit(":", 1)[-1]
+
+
+def allowed(function: str, action: str, target: str) -> bool:
+    return any(
+        action in statement["Action"] and any(fnmatch.fnmatch(target, resource_name(r)) for r in statement["Resource"])
+        for statement in policy_document("test", function)["Statement"]
+    )
+
+
+def assert_covered(function: str, recorded: list[tuple[str, str]]) -> None:
+    missing = sorted({(a, t) for a, t in recorded if not allowed(function, a, t)})
+    assert not missing, f"{function} makes calls its policy does not allow: {missing}"
+
+
+def test_api_handler_policy_covers_the_api(api: Api, calls: list[tuple[str, str]]) -> None:
+    with FakeIntegrator() as fake:
+        fake.default("/p", Reply(200))
+        assert (
+            api.post(
+                "/api/v1/integrators",
+                {"name": "p", "url": fake.url("/p"), "auth": {"type": "bearer", "token": "token-123456"}},
+            ).status_code
+            == 201
+        )
+        api.patch("/api/v1/integrators/p", {"rotate_callback_secret": True})
+        api.get("/api/v1/integrators")
+        order = api.post("/api/v1/orders", order_body(), headers={"Idempotency-Key": "k"}).json_body
+        api.get("/api/v1/orders?seller_id=s-1&status=pending")
+        api.get(f"/api/v1/orders/{order['id']}/deliveries")
+        api.patch(f"/api/v1/orders/{order['id']}", {"order": {"user_note": "x"}})
+        api.delete(f"/api/v1/orders/{order['id']}")
+        token = api.post("/api/v1/tokens", {"role": "seller", "seller_id": "s-1"}).json_body
+        api.delete(f"/api/v1/tokens/{token['id']}")
+        api.delete("/api/v1/integrators/p")
+    assert len(calls) > 20
+    assert_covered("api_handler", calls)
+
+
+def test_dispatcher_and_authorizer_and_sweeper_policies_cover_their_code(
+    api: Api, app: Any, aws: dict[str, str], calls: list[tuple[str, str]]
+) -> None:
+    with FakeIntegrator() as fake:
+        fake.default("/p", Reply(200, json={"external_id": "x"}))
+        api.post("/api/v1/integrators", {"name": "p", "url": fake.url("/p"), "auth": {"type": "none"}})
+        order_id = api.post("/api/v1/orders", order_body()).json_body["id"]
+        api.delete(f"/api/v1/orders/{order_id}")
+        calls.clear()
+        drain(app, boto3.client("sqs", region_name="us-east-1"), aws["ORDERS_QUEUE_URL"])
+    dispatcher_calls = [
+        c for c in calls if c[0] not in ("sqs:ReceiveMessage", "sqs:DeleteMessageBatch", "sqs:GetQueueAttributes")
+    ]  # made by the event source
+    assert any(a == "dynamodb:PutItem" for a, _ in dispatcher_calls)
+    assert_covered("dispatch_orders", dispatcher_calls)
+
+    from chalicelib.api.handlers import authorize
+
+    calls.clear()
+    authorize("Bearer orl_0123456789abcdef_" + "x" * 43)
+    assert calls == [("dynamodb:GetItem", "order-relay-test-tokens")]
+    assert_covered("bearer_auth", calls)
+
+    from chalicelib.orders.service import sweep_outbox
+
+    calls.clear()
+    sweep_outbox()
+    assert calls and ("dynamodb:Query", "order-relay-test-orders/index/outbox") in calls
+    assert_covered("sweep_outbox", calls)

@@ -1,0 +1,132 @@
+"""`make package STAGE=dev`: one CloudFormation (SAM) template with the app and every resource it needs.
+
+1. Writes the merge template: infra.resources (tables, queues, topic, alarms), exact least-privilege role
+   policies, the real queue URL and topic ARN in the functions' environment, and `ReportBatchItemFailures` on the
+   SQS event source (Chalice 1.34 cannot express it).
+2. Runs `chalice package --merge-template`.
+3. Removes boto3, botocore and their dependencies from the zip: the Lambda runtime ships them, and pynamodb's
+   dependency on botocore would otherwise make up most of the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from infra.policies import FUNCTIONS, policy_document  # noqa: E402
+from infra.resources import template  # noqa: E402
+
+# What the python3.12 Lambda runtime already has (boto3 and its dependencies).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "six")
+LOGICAL_IDS = {
+    "api_handler": "APIHandler",
+    "bearer_auth": "BearerAuth",
+    "dispatch_orders": "DispatchOrders",
+    "sweep_outbox": "SweepOutbox",
+}
+ROLE_IDS = {
+    "api_handler": "ApiHandlerRole",
+    "bearer_auth": "BearerAuthRole",
+    "dispatch_orders": "DispatchOrdersRole",
+    "sweep_outbox": "SweepOutboxRole",
+}
+
+
+def merge_template(stage: str, max_concurrency: int) -> dict[str, Any]:
+    merged = template(stage)
+    resources = merged["Resources"]
+    for function in FUNCTIONS:
+        resources[ROLE_IDS[function]] = {
+            "Properties": {
+                "Policies": [
+                    {
+                        "PolicyName": f"{function}-least-privilege",
+                        "PolicyDocument": policy_document(stage, function, cloudformation=True),
+                    }
+                ]
+            }
+        }
+        resources[LOGICAL_IDS[function]] = {
+            "Properties": {
+                "Environment": {
+                    "Variables": {
+                        "ORDERS_QUEUE_URL": {"Ref": "OrdersQueue"},
+                        "NOTIFICATIONS_TOPIC_ARN": {"Ref": "NotificationsTopic"},
+                        "SQS_PARTIAL_BATCH_RESPONSE": "true",
+                    }
+                }
+            }
+        }
+    resources["DispatchOrders"]["Properties"]["Events"] = {
+        "DispatchOrdersSqsEventSource": {
+            "Properties": {
+                # Fn::Sub, not GetAtt: Chalice's own value is an Fn::Sub and the merge is a deep dict merge.
+                "Queue": {"Fn::Sub": "${OrdersQueue.Arn}"},
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                "ScalingConfig": {"MaximumConcurrency": max_concurrency},
+            }
+        }
+    }
+    return merged
+
+
+def slim(zip_path: Path) -> tuple[int, int]:
+    """Rewrite the zip without what the runtime provides; returns (zipped bytes, unzipped bytes)."""
+    slimmed = zip_path.with_suffix(".slim.zip")
+    unzipped = 0
+    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(slimmed, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            top = item.filename.split("/", 1)[0]
+            package = top.split("-", 1)[0].split(".", 1)[0]
+            if package in RUNTIME_PROVIDED:
+                continue
+            target.writestr(item, source.read(item.filename))
+            unzipped += item.file_size
+    slimmed.replace(zip_path)
+    return zip_path.stat().st_size, unzipped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
+    parser.add_argument("--out", default=str(ROOT / "build" / "package"))
+    args = parser.parse_args()
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    concurrency = int(config["stages"][args.stage]["environment_variables"].get("DISPATCH_MAX_CONCURRENCY", "10"))
+    build = ROOT / "build"
+    build.mkdir(exist_ok=True)
+    merge = build / f"merge-{args.stage}.json"
+    merge.write_text(json.dumps(merge_template(args.stage, concurrency), indent=2))
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    subprocess.run(  # noqa: S603 - our own chalice, fixed arguments
+        [
+            str(Path(sys.executable).parent / "chalice"),
+            "package",
+            "--stage",
+            args.stage,
+            "--merge-template",
+            str(merge),
+            args.out,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    zipped, unzipped = slim(Path(args.out) / "deployment.zip")
+    print(
+        f"package: {args.out}/sam.json + deployment.zip ({zipped / 1e6:.2f} MB zipped, "
+        f"{unzipped / 1e6:.2f} MB unzipped; boto3, botocore and their dependencies left to the Lambda runtime)"
+    )
+
+
+if __name__ == "__main__":
+    main()
