@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from chalicelib.db import deliveries as delivery_store
+from chalicelib.db import orders as order_store
 from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, Unauthorized
 from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import registry
@@ -105,8 +106,6 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
     state = delivery_store.get_state(update.order_id, integrator)
     if state is None or not state["has_order"]:
         return _refuse("not_found", f"order {update.order_id} was never delivered to {integrator}", 404)
-    from chalicelib.db import orders as order_store
-
     order = order_store.get(update.order_id)
     if order is None:
         return _refuse("not_found", f"order {update.order_id} not found", 404)

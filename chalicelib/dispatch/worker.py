@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import random
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -102,19 +103,21 @@ def _prepare() -> list[Integrator] | None:
 
 
 def handle_record(record: dict[str, Any], integrators: list[Integrator] | None = None) -> None:
-    import json
-
     body = json.loads(record["body"])
     kind = body.get("kind")
-    logger.append_keys(message_id=record.get("messageId"), correlation_id=body.get("correlation_id"))
-    if kind == "order_event":
-        handle_order_event(OrderEvent.model_validate(body), integrators)
-    elif kind == "delivery_retry":
-        handle_retry(DeliveryJob.model_validate(body))
-    elif kind == "notification":
-        publisher.publish(publisher.Notification.model_validate(body))
-    else:
-        logger.error("unknown message kind; dropped", extra={"kind": kind})
+    # Thread-local keys: the records of a batch are handled side by side.
+    logger.thread_safe_append_keys(message_id=record.get("messageId"), correlation_id=body.get("correlation_id"))
+    try:
+        if kind == "order_event":
+            handle_order_event(OrderEvent.model_validate(body), integrators)
+        elif kind == "delivery_retry":
+            handle_retry(DeliveryJob.model_validate(body))
+        elif kind == "notification":
+            publisher.publish(publisher.Notification.model_validate(body))
+        else:
+            logger.error("unknown message kind; dropped", extra={"kind": kind})
+    finally:
+        logger.thread_safe_clear_keys()
 
 
 # --- order events ----------------------------------------------------------------------------------------------
@@ -222,6 +225,16 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 
 def deliver(job: DeliveryJob, integrator: Integrator) -> None:
     """Idempotent per (webhook id, round, attempt): a redelivered message replays the recorded outcome."""
+    outer = logger.thread_safe_get_current_keys()
+    logger.thread_safe_append_keys(correlation_id=job.correlation_id, order_id=job.order_id, integrator=job.integrator)
+    try:
+        _run_delivery(job, integrator)
+    finally:
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(**outer)
+
+
+def _run_delivery(job: DeliveryJob, integrator: Integrator) -> None:
     run_once(
         _deliver,
         data={"job": job.model_dump(mode="json"), "integrator": integrator.name},

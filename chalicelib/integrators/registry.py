@@ -95,7 +95,10 @@ class CreateIntegratorRequest(_Strict):
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
     seller_ids: list[Identifier] | None = None
 
-    _url = field_validator("url")(classmethod(lambda cls, v: _check_url(v)))
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return _check_url(url)
 
     @field_validator("auth")
     @classmethod
@@ -117,7 +120,10 @@ class UpdateIntegratorRequest(_Strict):
     seller_ids: list[Identifier] | None = None
     rotate_callback_secret: bool = False
 
-    _url = field_validator("url")(classmethod(lambda cls, v: v if v is None else _check_url(v)))
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else _check_url(url)
 
 
 class IntegratorView(BaseModel):

@@ -194,35 +194,29 @@ def test_a_crashing_batch_is_retried_then_parked_in_the_dead_letter_queue(
     assert int(message["Attributes"]["ApproximateReceiveCount"]) >= 5
 
 
-def test_a_second_stack_refuses_to_start(stack: dict[str, Any]) -> None:
-    env = {
-        **os.environ,
-        "ORDER_RELAY_STATE_DIR": str(stack["state"]),
-        "ORDER_RELAY_PORT": str(free_port()),
-        "ORDER_RELAY_AWS_PORT": str(free_port()),
-    }
-    second = subprocess.run(
+def start_another(**env: str) -> subprocess.CompletedProcess[str]:
+    """What a user sees when typing `make run` again."""
+    return subprocess.run(
         [sys.executable, "-m", "tools.localstack"],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
+    )
+
+
+def test_a_second_stack_refuses_to_start(stack: dict[str, Any]) -> None:
+    second = start_another(
+        ORDER_RELAY_STATE_DIR=str(stack["state"]),
+        ORDER_RELAY_PORT=str(free_port()),
+        ORDER_RELAY_AWS_PORT=str(free_port()),
     )
     assert second.returncode == 1 and "already running" in second.stderr
 
 
 def test_a_port_in_use_gets_a_clear_message(stack: dict[str, Any]) -> None:
     port = stack["api_url"].rsplit(":", 1)[1]
-    env = {**os.environ, "ORDER_RELAY_PORT": port, "ORDER_RELAY_STATE_DIR": str(stack["state"] / "other")}
-    second = subprocess.run(
-        [sys.executable, "-m", "tools.localstack"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    second = start_another(ORDER_RELAY_PORT=port, ORDER_RELAY_STATE_DIR=str(stack["state"] / "other"))
     assert second.returncode == 1 and f"port {port} is in use" in second.stderr

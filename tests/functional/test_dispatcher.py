@@ -449,7 +449,8 @@ def test_a_batch_runs_deliveries_concurrently(
     results = run(app, sqs, aws)
     assert all(not r.failed_ids for r in results)
     assert sum(len(fake.requests(f"/{n}")) for n in "abc") == 30
-    assert fake.max_in_flight >= 10, fake.max_in_flight
+    # One order alone puts 3 calls in flight; more means the orders of the batch were delivered side by side.
+    assert fake.max_in_flight >= 6, fake.max_in_flight
 
 
 def test_operator_replays_failed_deliveries_of_a_time_range(
