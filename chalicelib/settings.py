@@ -30,6 +30,7 @@ class Settings(BaseModel):
     notifications_topic_name: str | None = None
     secrets_prefix: str
     admin_token_sha256: str | None = None
+    admin_token_secret: str | None = None
     public_base_url: str | None = None
     allow_loopback_integrators: bool = False
     dispatch_max_attempts: int = Field(default=5, ge=1, le=50)
@@ -75,6 +76,7 @@ _ENV = {
     "notifications_topic_name": ("NOTIFICATIONS_TOPIC_NAME",),
     "secrets_prefix": ("SECRETS_PREFIX",),
     "public_base_url": ("PUBLIC_BASE_URL",),
+    "admin_token_secret": ("ORDER_RELAY_ADMIN_TOKEN_SECRET",),
     "allow_loopback_integrators": ("ALLOW_LOOPBACK_INTEGRATORS",),
     "dispatch_max_attempts": ("DISPATCH_MAX_ATTEMPTS",),
     "dispatch_retry_delays": ("DISPATCH_RETRY_DELAYS",),

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     ],
     "bearer_auth": [
         (("dynamodb:GetItem",), ("tokens",)),
+        (("secretsmanager:GetSecretValue",), ("admin_token",)),
     ],
     "dispatch_orders": [
         ((*READ, "dynamodb:PutItem"), ("orders",)),
@@ -88,6 +89,8 @@ def arns(stage: str, *, cloudformation: bool = False) -> dict[str, Any]:
         "queue": f"arn:{partition}:sqs:{region}:{account}:{names.queue}",
         "topic": f"arn:{partition}:sns:{region}:{account}:{names.topic}",
         "secrets": f"arn:{partition}:secretsmanager:{region}:{account}:secret:{names.secrets_prefix}/integrators/*",
+        # Secret ARNs end in a random 6-character suffix.
+        "admin_token": f"arn:{partition}:secretsmanager:{region}:{account}:secret:{names.admin_token_secret}-??????",
         "logs": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{names.prefix}-*",
     }
     if cloudformation:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from secrets import token_urlsafe
 from typing import Any
 
 from pynamodb.attributes import TTLAttribute
@@ -48,6 +49,10 @@ class ResourceNames:
     @property
     def secrets_prefix(self) -> str:
         return f"order-relay/{self.stage}"
+
+    @property
+    def admin_token_secret(self) -> str:
+        return f"{self.secrets_prefix}/admin-token"
 
 
 # logical id -> (table kind, env var the service reads, pynamodb models stored in it)
@@ -153,6 +158,14 @@ def template(stage: str) -> dict[str, Any]:
         },
     }
     resources["NotificationsTopic"] = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": names.topic}}
+    resources["AdminTokenSecret"] = {
+        "Type": "AWS::SecretsManager::Secret",
+        "Properties": {
+            "Name": names.admin_token_secret,
+            "Description": "Bootstrap admin bearer token of order-relay: issue real tokens with it, then rotate it",
+            "GenerateSecretString": {"PasswordLength": 48, "ExcludePunctuation": True},
+        },
+    }
     resources["NotificationsAlarmTopic"] = {
         "Type": "AWS::SNS::Topic",
         "Properties": {"TopicName": f"{names.prefix}-alarms"},
@@ -210,6 +223,7 @@ def template(stage: str) -> dict[str, Any]:
         "OrdersQueueArn": {"Value": {"Fn::GetAtt": ["OrdersQueue", "Arn"]}},
         "OrdersDeadLetterQueueUrl": {"Value": {"Ref": "OrdersDeadLetterQueue"}},
         "NotificationsTopicArn": {"Value": {"Ref": "NotificationsTopic"}},
+        "AdminTokenSecretArn": {"Value": {"Ref": "AdminTokenSecret"}},
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -224,6 +238,7 @@ def service_environment(stage: str, queue_url: str, topic_arn: str) -> dict[str,
     names = ResourceNames(stage)
     env = {var: names.table(kind) for kind, var, _ in TABLES.values()}
     env.update(
+        ORDER_RELAY_ADMIN_TOKEN_SECRET=names.admin_token_secret,
         ORDERS_QUEUE_URL=queue_url,
         ORDERS_QUEUE_NAME=names.queue,
         NOTIFICATIONS_TOPIC_ARN=topic_arn,
@@ -276,5 +291,11 @@ def provision(stage: str, *, region: str, endpoint_url: str | None = None) -> di
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]
+    secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
+    admin = resources["AdminTokenSecret"]["Properties"]
+    if not secrets.list_secrets(Filters=[{"Key": "name", "Values": [admin["Name"]]}])["SecretList"]:
+        secrets.create_secret(
+            Name=admin["Name"], SecretString=token_urlsafe(admin["GenerateSecretString"]["PasswordLength"])
+        )
     topic_arn = sns.create_topic(Name=resources["NotificationsTopic"]["Properties"]["TopicName"])["TopicArn"]
     return service_environment(stage, queue_url, topic_arn)

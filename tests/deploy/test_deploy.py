@@ -84,6 +84,10 @@ def test_every_resource_the_code_names_is_in_the_template(package: dict[str, Any
         env = CONFIG["stages"][stage]["environment_variables"]
         named = {v for k, v in env.items() if k.endswith(("_TABLE", "_QUEUE_NAME", "_TOPIC_NAME"))}
         assert named <= {n.replace("-prod-", f"-{stage}-") for n in names}, named
+        assert (
+            resources["AdminTokenSecret"]["Properties"]["Name"].replace("/prod/", f"/{stage}/")
+            == env["ORDER_RELAY_ADMIN_TOKEN_SECRET"]
+        )
     api = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
     assert api["ORDERS_QUEUE_URL"] == {"Ref": "OrdersQueue"} and api["NOTIFICATIONS_TOPIC_ARN"] == {
         "Ref": "NotificationsTopic"

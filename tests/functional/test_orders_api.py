@@ -132,6 +132,23 @@ def test_admin_routes_refuse_seller_tokens(api: Api, seller_token: str) -> None:
     assert api.as_(seller_token).get("/api/v1/integrators").status_code == 403
 
 
+def test_deployed_bootstrap_admin_token_comes_from_secrets_manager(
+    api: Api, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from chalicelib.settings import reset_settings
+
+    monkeypatch.delenv("ORDER_RELAY_ADMIN_TOKEN")
+    reset_settings()
+    generated = boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
+        SecretId=aws["ORDER_RELAY_ADMIN_TOKEN_SECRET"]
+    )["SecretString"]
+    assert len(generated) >= 40
+    assert api.get(ORDERS, token=generated).status_code == 200
+    assert api.get(ORDERS).status_code == 403  # the environment's token no longer counts
+
+
 def test_tokens_are_shown_once_and_can_be_revoked(api: Api) -> None:
     issued = api.post("/api/v1/tokens", {"role": "seller", "seller_id": "s-9", "label": "till 1"}).json_body
     listed = api.get("/api/v1/tokens").json_body["items"]
