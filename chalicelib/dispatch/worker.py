@@ -148,8 +148,9 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
         logger.warning("order event for a missing order; dropped", extra={"order_id": event.order_id})
         return
     jobs: list[tuple[DeliveryJob, Integrator]] = []
+    states = {state["integrator"]: state for state in store.list_states(order.id)}  # one Query for all
     for integrator in integrators if integrators is not None else load_integrators():
-        state = store.get_state(order.id, integrator.name)
+        state = states.get(integrator.name)
         if (
             event.type is OrderEventType.CANCELLED
             and state
