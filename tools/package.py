@@ -33,6 +33,11 @@ LOGICAL_IDS = {
     "dispatch_orders": "DispatchOrders",
     "sweep_outbox": "SweepOutbox",
 }
+GATEWAY_RESPONSES = (
+    ("UNAUTHORIZED", "401", "unauthorized", "missing bearer token"),
+    ("ACCESS_DENIED", "403", "forbidden", "invalid or revoked bearer token"),
+    ("MISSING_AUTHENTICATION_TOKEN", "404", "not_found", "no such route"),
+)
 ROLE_IDS = {
     "api_handler": "ApiHandlerRole",
     "bearer_auth": "BearerAuthRole",
@@ -66,6 +71,20 @@ def merge_template(stage: str, max_concurrency: int) -> dict[str, Any]:
                 }
             }
         }
+    # API Gateway's own refusals answer in the service's error shape (and no longer echo the Authorization header).
+    resources["RestAPI"] = {
+        "Properties": {
+            "GatewayResponses": {
+                kind: {
+                    "StatusCode": status,
+                    "ResponseTemplates": {
+                        "application/json": json.dumps({"error": {"code": code, "message": message, "details": []}})
+                    },
+                }
+                for kind, status, code, message in GATEWAY_RESPONSES
+            }
+        }
+    }
     resources["DispatchOrders"]["Properties"]["Events"] = {
         "DispatchOrdersSqsEventSource": {
             "Properties": {

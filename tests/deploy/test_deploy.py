@@ -73,6 +73,17 @@ def test_sqs_event_source_reports_batch_item_failures(package: dict[str, Any]) -
     assert dispatcher["ReservedConcurrentExecutions"] == 50
 
 
+def test_gateway_refusals_use_the_service_error_shape(package: dict[str, Any]) -> None:
+    responses = package["template"]["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    assert {kind: r["StatusCode"] for kind, r in responses.items()} == {
+        "UNAUTHORIZED": "401",
+        "ACCESS_DENIED": "403",
+        "MISSING_AUTHENTICATION_TOKEN": "404",
+    }
+    body = json.loads(responses["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"])
+    assert body["error"]["code"] == "not_found"
+
+
 def test_every_resource_the_code_names_is_in_the_template(package: dict[str, Any]) -> None:
     resources = package["template"]["Resources"]
     names = {
