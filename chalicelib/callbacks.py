@@ -116,10 +116,10 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         )
         return _refuse("order_finished", f"order is {order.status}; it cannot move to {update.status}")
     known = lifecycle.parse(update.status)
-    previous = state["remote_status"] or OrderStatus.DISPATCHED
     if known is not None and known not in lifecycle.REPORTABLE:
         return _refuse("status_not_reportable", f"{update.status} is set by order-relay, not by integrators", 422)
-    if known is not None and not lifecycle.can_move(previous, known):
+    stored, previous = _store_remote(order.id, integrator, update, known)
+    if not stored:
         logger.warning(
             "callback refused: status regression",
             extra={"order_id": order.id, "integrator": integrator, "from": previous, "to": update.status},
@@ -127,8 +127,6 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         return _refuse(
             "status_regression", f"{integrator} already reported {previous}; {update.status} is not a forward move"
         )
-    if not _store_remote(order.id, integrator, update):
-        return _refuse("conflict", "delivery changed meanwhile; retry")
     if known is None:
         logger.info("unknown status kept on the delivery", extra={"order_id": order.id, "status": update.status})
         return _answer(
@@ -153,23 +151,32 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
     return _answer(200, {"order_id": order.id, "order_status": current.status, "applied": moved})
 
 
-def _store_remote(order_id: str, integrator: str, update: CallbackRequest) -> bool:
+def _store_remote(
+    order_id: str, integrator: str, update: CallbackRequest, known: OrderStatus | None
+) -> tuple[bool, str]:
+    """Keep the report on the integrator's delivery if it moves that integrator forward (unknown statuses are
+    kept but never count as progress). Checked and written under the row's revision, so two concurrent reports
+    from one integrator cannot store a regression. Returns (stored, the integrator's previous progress)."""
     for _ in range(8):
         state = delivery_store.get_state(order_id, integrator)
         assert state is not None
+        previous = state["remote_progress"] or OrderStatus.DISPATCHED
+        if known is not None and not lifecycle.can_move(previous, known):
+            return False, previous
         if delivery_store.set_fields(
             order_id,
             integrator,
             state["revision"],
             remote_status=update.status,
+            remote_progress=known.value if known is not None else None,
             remote_status_at=iso(),
             remote_message=update.message,
             remote_eta=update.eta,
             remote_details=update.details,
             external_id=update.external_id,
         ):
-            return True
-    return False
+            return True, previous
+    raise delivery_store.StateConflict(f"delivery {order_id}/{integrator} keeps changing")
 
 
 def _advance(order: Order, integrator: str, status: OrderStatus, message: str | None) -> tuple[Order | None, bool]:
@@ -184,7 +191,7 @@ def _advance(order: Order, integrator: str, status: OrderStatus, message: str | 
         return all(
             s["integrator"] == integrator
             or not s["has_order"]
-            or s["remote_status"] in (OrderStatus.REJECTED, OrderStatus.CANCELLED)
+            or s["remote_progress"] in (OrderStatus.REJECTED, OrderStatus.CANCELLED)
             for s in states
         )
 

@@ -12,6 +12,12 @@ from chalicelib.db.records import AttemptRecord, DeliveryRecord, condition_faile
 
 STATE = "state#"
 ATTEMPT = "attempt#"
+
+
+class StateConflict(Exception):
+    """A delivery row kept changing under a read-modify-write; the caller's retry will succeed."""
+
+
 FIELDS = (
     "integrator",
     "status",
@@ -26,6 +32,7 @@ FIELDS = (
     "response",
     "external_id",
     "remote_status",
+    "remote_progress",
     "remote_status_at",
     "remote_message",
     "remote_eta",

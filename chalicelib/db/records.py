@@ -178,6 +178,7 @@ class DeliveryRecord(Model):
     response = JSONAttribute(null=True)
     external_id = UnicodeAttribute(null=True)
     remote_status = UnicodeAttribute(null=True)
+    remote_progress = UnicodeAttribute(null=True)
     remote_status_at = UnicodeAttribute(null=True)
     remote_message = UnicodeAttribute(null=True)
     remote_eta = UnicodeAttribute(null=True)

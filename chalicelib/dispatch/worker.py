@@ -269,7 +269,7 @@ def _update_state(job: DeliveryJob, mutate: Callable[[dict[str, Any] | None], di
             return None
         if store.put_state(wanted, state["revision"] if state else None):
             return wanted
-    raise RuntimeError(f"delivery state of {job.order_id}/{job.integrator} keeps changing")
+    raise store.StateConflict(f"delivery state of {job.order_id}/{job.integrator} keeps changing")
 
 
 def _claim(job: DeliveryJob) -> dict[str, Any] | None:

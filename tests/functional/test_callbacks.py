@@ -233,6 +233,10 @@ def test_unknown_status_is_stored_and_ignored_for_the_order(api: Api, delivered:
     order = api.get(f"{ORDERS}/{order_id}").json_body
     assert order["status"] == "dispatched"
     assert next(d for d in order["deliveries"] if d["integrator"] == "courier")["remote_status"] == "driver_assigned"
+    # An unknown status is not progress: the integrator's next real status still moves forward.
+    assert courier.status(order_id, "accepted").status_code == 200
+    assert courier.status(order_id, "driver_assigned").status_code == 202
+    assert courier.status(order_id, "picked_up").json_body["order_status"] == "picked_up"
 
 
 def test_service_owned_statuses_cannot_be_reported(api: Api, delivered: Any) -> None:
