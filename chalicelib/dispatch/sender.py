@@ -93,6 +93,7 @@ def _fetch_token(auth: dict[str, Any], timeout: float) -> tuple[str, float]:
             data=form,
             auth=(auth["client_id"], auth["client_secret"]),
             timeout=(get_settings().dispatch_connect_timeout, timeout),
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
         raise TokenFetchError(f"token endpoint unreachable: {type(exc).__name__}", retryable=True) from exc
@@ -175,7 +176,10 @@ def post(integrator: Integrator, *, event: str, webhook_id: str, payload: dict[s
                 "X-Order-Event": event,
                 **_auth_headers(integrator, webhook_id, body),
             }
-            response = session().post(integrator.url, data=body, headers=headers, timeout=timeouts)
+            # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.
+            response = session().post(
+                integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False
+            )
         except TokenFetchError as exc:
             latency = (time.perf_counter() - started) * 1000
             return Result("retry" if exc.retryable else "failed", None, latency, "TokenError", str(exc))

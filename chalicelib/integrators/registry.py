@@ -68,19 +68,26 @@ SECRET_FIELDS = {
 }
 
 
+def _internal_host(host: str) -> bool:
+    """Loopback, private, link-local (the instance metadata address) and other non-public literal addresses."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
 def _check_url(url: str) -> str:
+    """Integrators are public https endpoints; the local stack alone may use plain http on loopback."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an absolute http(s) URL")
-    loopback = parts.hostname == "localhost"
-    try:
-        loopback = loopback or ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        pass
     if get_settings().allow_loopback_integrators:
         return url
-    if loopback:
-        raise ValueError("loopback addresses are only allowed in the local stack")
+    if _internal_host(parts.hostname):
+        raise ValueError("internal addresses (loopback, private, link-local) are only allowed in the local stack")
     if parts.scheme != "https":
         raise ValueError("must use https")
     return url

@@ -204,9 +204,20 @@ def test_loopback_urls_are_refused_outside_the_local_stack(api: Api, monkeypatch
 
     monkeypatch.setenv("ALLOW_LOOPBACK_INTEGRATORS", "false")
     reset_settings()
-    for url in ("http://127.0.0.1:9/x", "https://localhost/x", "http://partner.example/x"):
+    for url in (
+        "http://127.0.0.1:9/x",
+        "https://localhost/x",
+        "http://partner.example/x",
+        "https://169.254.169.254/latest",
+        "https://10.0.0.7/orders",
+        "https://[::1]/x",
+    ):
         response = api.post("/api/v1/integrators", {"name": "x", "url": url, "auth": {"type": "none"}})
         assert response.status_code == 422, url
+    accepted = api.post(
+        "/api/v1/integrators", {"name": "x", "url": "https://partner.example/x", "auth": {"type": "none"}}
+    )
+    assert accepted.status_code == 201
 
 
 # --- failures and retries --------------------------------------------------------------------------------------
@@ -248,6 +259,15 @@ def test_transient_failures_are_retried_then_marked_failed_after_5_attempts(
     assert sorted(a["outcome"] for a in attempts) == ["failed"] + ["retry"] * 4
     assert all(a["error_class"] for a in attempts)
     assert api.get(f"{ORDERS}/{order_id}").json_body["status"] == "dispatched"
+
+
+def test_redirects_are_not_followed(api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator) -> None:
+    fake.default("/moved", Reply(302, headers={"Location": fake.url("/elsewhere")}))
+    register(api, "moved", fake.url("/moved"))
+    order_id = new_order(api)
+    run(app, sqs, aws)
+    assert fake.requests("/elsewhere") == []
+    assert deliveries(api, order_id)["moved"]["status"] == "failed"
 
 
 def test_other_4xx_fail_at_once(api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator) -> None:
