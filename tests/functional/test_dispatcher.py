@@ -338,9 +338,20 @@ def test_redelivered_sqs_message_never_sends_twice(
     assert len(fake.requests("/d")) == 1
 
 
-def expire_visibility(sqs: Any, queue_url: str, receipts: list[str]) -> None:
-    """What the visibility timeout does after a crash, without waiting six minutes."""
-    for receipt in receipts:
+def crash_one_batch(
+    app: Any, sqs: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch, target: Any, name: str
+) -> None:
+    """Run one batch with `target.name` raising, then make its messages visible again at once (what the
+    visibility timeout does after a crashed invocation, without waiting six minutes)."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("DynamoDB unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(target, name, broken)
+        crashed = poll_once(app, sqs, queue_url)
+    assert crashed.crashed
+    for receipt in crashed.failed_receipts:
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
 
 
@@ -351,11 +362,8 @@ def test_crash_before_sending_is_retried_by_sqs_and_delivered_once(
 
     register(api, "delivery", fake.url("/d"))
     order_id = new_order(api)
-    with monkeypatch.context() as patch:
-        patch.setattr(worker, "load_integrators", lambda: (_ for _ in ()).throw(TimeoutError("DynamoDB")))
-        crashed = poll_once(app, sqs, aws["ORDERS_QUEUE_URL"])
-    assert crashed.crashed and fake.requests("/d") == []
-    expire_visibility(sqs, aws["ORDERS_QUEUE_URL"], crashed.failed_receipts)
+    crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, worker, "load_integrators")
+    assert fake.requests("/d") == []
     run(app, sqs, aws)
     assert len(fake.requests("/d")) == 1
     assert deliveries(api, order_id)["delivery"]["status"] == "delivered"
@@ -368,11 +376,8 @@ def test_crash_after_sending_resends_with_the_same_webhook_id(
 
     register(api, "delivery", fake.url("/d"))
     order_id = new_order(api)
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "add_attempt", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("DynamoDB")))
-        crashed = poll_once(app, sqs, aws["ORDERS_QUEUE_URL"])
-    assert crashed.crashed and len(fake.requests("/d")) == 1
-    expire_visibility(sqs, aws["ORDERS_QUEUE_URL"], crashed.failed_receipts)
+    crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, store, "add_attempt")
+    assert len(fake.requests("/d")) == 1
     run(app, sqs, aws)
     first, second = fake.requests("/d")
     assert first.headers["webhook-id"] == second.headers["webhook-id"], "the integrator can deduplicate"
