@@ -20,6 +20,7 @@ from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.idempotency import run_once
+from chalicelib.integrators import payload
 from chalicelib.integrators.registry import load_integrator
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
@@ -83,8 +84,14 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
         supersede(state, "order cancelled")
         return {"outcome": "superseded"}
-    result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, payload=order.integrator_payload())
-    return _record(job, order, result)
+    try:
+        body = payload.render_body(order, job.event, integrator.payload_template)
+    except payload.PayloadTemplateError as exc:
+        # Retrying cannot help: the same order fails the same template. Fixed template + admin retry sends it.
+        failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
+        return _record(job, order, failed, integrator.template_version)
+    result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body)
+    return _record(job, order, result, integrator.template_version)
 
 
 def _claim(job: DeliveryJob) -> DeliveryState | None:
@@ -114,7 +121,7 @@ def _pointing_at(job: DeliveryJob) -> dict[str, Any]:
     }
 
 
-def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[str, Any]:
+def _record(job: DeliveryJob, order: Order, result: transport.Result, template_version: int | None) -> dict[str, Any]:
     settings = get_settings()
     now = utcnow()
     outcome = final_outcome(result.outcome, job.attempt, settings)
@@ -135,6 +142,7 @@ def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[st
         error=result.error,
         response_body=result.body_text,
         retry_in_seconds=round(delay, 1) if delay is not None else None,
+        payload_template_version=template_version,
     )
 
     def step() -> DeliveryState:

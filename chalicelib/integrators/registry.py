@@ -37,6 +37,8 @@ def _view(config: IntegratorConfig, stored: dict[str, Any], callback_base: str |
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
         callback_url=f"{base}/api/v1/callbacks/{config.name}",
+        payload_template=config.payload_template,
+        payload_template_version=config.payload_template_version or None,
         version=config.version,
         created_at=config.created_at,
         updated_at=config.updated_at,
@@ -67,6 +69,8 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         version=1,
         created_at=now,
         updated_at=now,
+        payload_template=request.payload_template,
+        payload_template_version=1 if request.payload_template is not None else 0,
     )
     try:
         store.insert(config)
@@ -121,6 +125,9 @@ def _apply_settings(config: IntegratorConfig, request: UpdateIntegratorRequest, 
         config.events = [event.value for event in request.events]
     if "seller_ids" in patch:
         config.seller_ids = request.seller_ids
+    if "payload_template" in patch and request.payload_template != config.payload_template:
+        config.payload_template = request.payload_template
+        config.payload_template_version += 1
 
 
 def update_integrator(name: str, patch: Any) -> dict[str, Any]:
@@ -185,6 +192,8 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
         callback_secrets=list(stored.get("callback_secrets") or []),
+        payload_template=config.payload_template,
+        payload_template_version=config.payload_template_version,
     )
 
 
