@@ -227,6 +227,9 @@ def test_a_template_failing_for_one_order_fails_that_delivery_at_once_and_replay
     assert log["strict"]["outcome"] == "failed" and log["strict"]["error_class"] == "payload_template_error"
     assert "starts_with()" in log["strict"]["error"] and log["strict"]["status_code"] is None
     assert log["strict"]["payload_template_version"] == 1 and log["plain"]["payload_template_version"] is None
+    health = api.get(f"{INTEGRATORS}/strict/health").json_body
+    assert health["window"]["attempts"] == 1 and health["window"]["failed"] == 0, "nothing sent, nothing counted"
+    assert health["circuit"] == "closed" and health["consecutive_failures"] == 0
 
     fixed = "{ref: order.id, international: starts_with(user.phone || '', '+')}"
     assert api.patch(f"{INTEGRATORS}/strict", {"payload_template": fixed}).status_code == 200
