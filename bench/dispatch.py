@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import time
@@ -91,7 +92,7 @@ def _run(orders: int, integrators: int, delay: float) -> tuple[float, float]:
         started = time.perf_counter()
         for order in created:
             for integrator in targets:
-                sender.post(integrator, event="order.created", webhook_id="bench", payload=order)
+                sender.post(integrator, event="order.created", webhook_id="bench", body=json.dumps(order).encode())
         sequential = time.perf_counter() - started
 
         sqs = boto3.client("sqs")

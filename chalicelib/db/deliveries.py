@@ -117,6 +117,9 @@ def list_attempts(order_id: str) -> list[dict[str, Any]]:
                 "error": record.error,
                 "response_body": record.response_body,
                 "retry_in_seconds": record.retry_in_seconds,
+                "payload_template_version": (
+                    int(record.payload_template_version) if record.payload_template_version is not None else None
+                ),
             }
         )
     return rows

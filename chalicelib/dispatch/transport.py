@@ -6,7 +6,6 @@ every call has explicit connect and read timeouts and never follows a redirect.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -61,9 +60,20 @@ def _result(response: requests.Response, latency_ms: float) -> Result:
     return Result(outcome, code, latency_ms, "HTTPError", f"HTTP {code}", text, retry_after=retry_after)
 
 
-def post(integrator: Integrator, *, event: str, webhook_id: str, payload: dict[str, Any]) -> Result:
-    """Send once (plus one immediate re-send when an OAuth2 token was refused, with a fresh token)."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+def delivery_headers(event: str, webhook_id: str, timestamp: int) -> dict[str, str]:
+    """Every delivery's own headers, before the integrator's auth (shared with the preview)."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "X-Order-Event": event,
+    }
+
+
+def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes) -> Result:
+    """Send `body` as is, the bytes the signature covers (plus one immediate re-send when an OAuth2 token was
+    refused, with a fresh token)."""
     timeouts = (get_settings().dispatch_connect_timeout, integrator.timeout_seconds)
     http = session()
     started = time.perf_counter()
@@ -74,11 +84,7 @@ def post(integrator: Integrator, *, event: str, webhook_id: str, payload: dict[s
     for refreshed in (False, True):
         try:
             headers = {
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-                "webhook-id": webhook_id,
-                "webhook-timestamp": str(int(time.time())),
-                "X-Order-Event": event,
+                **delivery_headers(event, webhook_id, int(time.time())),
                 **auth_headers(http, integrator, webhook_id, body),
             }
             # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.

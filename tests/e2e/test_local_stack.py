@@ -157,6 +157,18 @@ def test_orders_travel_to_every_integrator_and_back(stack: dict[str, Any], aws: 
     assert users == {"u-e2e-0", "u-e2e-1", "u-e2e-2"}
 
 
+def test_the_loyalty_partner_gets_no_personal_data(stack: dict[str, Any]) -> None:
+    order_id = call(stack, "POST", "/api/v1/orders", json=order_body()).json()["id"]
+    shown = call(
+        stack, "POST", "/api/v1/integrators/loyalty/preview", stack["admin_token"], json={"order_id": order_id}
+    )
+    assert shown.status_code == 200, shown.text
+    body = shown.json()["body"]
+    assert body["ref"] == order_id and body["member"] == "u-1" and body["units"] == 2
+    assert not {"user", "seller", "phone", "email", "lat", "lng"} & set(body)
+    assert shown.json()["headers"]["X-Loyalty-Key"].startswith("****")
+
+
 def test_cancel_reaches_integrators_that_have_the_order(stack: dict[str, Any]) -> None:
     order_id = call(stack, "POST", "/api/v1/orders", json=order_body()).json()["id"]
     eventually(lambda: call(stack, "GET", f"/api/v1/orders/{order_id}").json()["status"] != "pending")
