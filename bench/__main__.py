@@ -26,6 +26,7 @@ def main() -> None:
     from bench import coldstart_run, fanout, life, package, report, scaling
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     runs = int(os.environ.get("BENCH_RUNS", "15"))
     timings: dict[str, float] = {}
 
@@ -44,13 +45,23 @@ def main() -> None:
         size = timed("deployment package (built meanwhile)", lambda: package.result(build))
     fan = timed("fan-out and in-process POST /orders", fanout.measure)
     colds = timed(f"cold starts, {runs} runs per function", lambda: coldstart_run.measure(runs))
-    data = report.Results(lives, scales, fan, size, colds, runs, timings)  # type: ignore[arg-type]
+    data = report.Results(
+        lives,  # type: ignore[arg-type]
+        scales,  # type: ignore[arg-type]
+        fan,  # type: ignore[arg-type]
+        size,  # type: ignore[arg-type]
+        colds,  # type: ignore[arg-type]
+        runs,
+        timings,
+        (load_before, os.getloadavg()[0]),
+    )
     print()
     print(report.console(data))
     path = ROOT / "docs" / "benchmarks.md"
     path.parent.mkdir(exist_ok=True)
     path.write_text(report.document(data, time.perf_counter() - started))
-    print(f"\nwrote {path.relative_to(ROOT)} (bench took {time.perf_counter() - started:.0f} s)")
+    phases = ", ".join(f"{name} {value:.0f} s" for name, value in timings.items())
+    print(f"\nwrote {path.relative_to(ROOT)} (bench took {time.perf_counter() - started:.0f} s: {phases})")
 
 
 if __name__ == "__main__":

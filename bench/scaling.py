@@ -59,7 +59,7 @@ def _fill(table: str, template: dict[str, Any], old: str, start: int, stop: int)
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(8) as pool:  # the moto server is the bottleneck; keep it busy
         list(pool.map(write, range(start, stop, 25)))
 
 
