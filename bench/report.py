@@ -359,24 +359,24 @@ Per order life: 2 + 6 + 6 x 1 + 5 x 2 + 2 = **{_per_life(warm, 0)}** at the floo
 
 ### The cuts: each extra request, the call that makes it, what replaces it
 
-File and function names are those of `main` before the issue-10 refactor.
+Module and function names are those of `main` after the issue-10 refactor (8a3dec0).
 
 | # | step | extra requests (warm) | made by | replaced by | saves |
 | --- | --- | --- | --- | --- | ---: |
-| 1 | every delivery | `PutItem` + `UpdateItem` on the idempotency table | `dispatch/worker.py` `_run_delivery` -> `run_once(_deliver, ...)` | nothing: the claim/outcome writes on the delivery row are conditional on the webhook id already | 6 |
-| 2 | every callback | `PutItem` + `UpdateItem` on the idempotency table | `callbacks.py` `receive` -> `run_once(_apply, ...)` | the webhook id and the answer kept on the delivery row (last 20, like `delivered_webhook_ids`), checked by the row's conditional write | 12 |
-| 3 | every notification | `PutItem` + `UpdateItem` on the idempotency table | `notifications/publisher.py` `publish` -> `run_once(_publish, ...)` | nothing: only the winner of the conditional status write publishes; keep `run_once` only for the retry message path | 12 |
-| 4 | every delivery | `GetItem` of the integrator | `worker._deliver` -> `load_integrator` | the `Integrator` the batch already loaded, passed in | 3 |
-| 5 | every delivery | `GetItem` of the order | `worker._deliver` -> `order_store.get` | the order `handle_order_event` read a moment before (the retry path reads it once) | 3 |
-| 6 | every delivery | `GetItem` before the claim | `worker._claim` -> `_update_state` -> `store.get_state` | the state row from `handle_order_event`'s `list_states` Query, with its revision, as the condition | 3 |
-| 7 | every delivery | `PutItem` of an attempt item + `GetItem` before the outcome write | `worker._record` -> `store.add_attempt`, `_update_state` | one `UpdateItem` of the state row conditional on the revision the claim wrote, appending the attempt to a bounded list on the row (or one `TransactWriteItems`) | 6 |
-| 8 | every delivery | `GetItem` of the order (and on the race a failed `PutItem` + a re-read) | `worker._on_first_delivery` -> `apply_status` | one conditional `UpdateItem` to `dispatched` per order after the deliveries finish, in `handle_order_event`, also clearing the outbox | 3 (2-4) |
+| 1 | every delivery | `PutItem` + `UpdateItem` on the idempotency table | `dispatch/delivery.py` `deliver` -> `run_once(_attempt, ...)` | nothing: the claim and outcome writes on the delivery row are already conditional on the webhook id | 6 |
+| 2 | every callback | `PutItem` + `UpdateItem` on the idempotency table | `callbacks.py` `receive` -> `run_once(_apply, ...)` | the webhook id and its answer kept on the delivery row (last 20, like `delivered_webhook_ids`), checked by the row's conditional write | 12 |
+| 3 | every notification | `PutItem` + `UpdateItem` on the idempotency table | `notifications/publisher.py` `publish` -> `run_once(_publish, ...)` | nothing: only the winner of the conditional status write publishes; keep `run_once` for the retry-message path only | 12 |
+| 4 | every delivery | `GetItem` of the integrator | `delivery._attempt` -> `registry.load_integrator` | the `Integrator` the batch already loaded, passed in | 3 |
+| 5 | every delivery | `GetItem` of the order | `delivery._attempt` -> `order_store.get` | the order `order_events.handle_order_event` read a moment before (the retry path reads it once) | 3 |
+| 6 | every delivery | `GetItem` before the claim | `delivery._claim` -> `store.get_state` | the state row from `handle_order_event`'s `list_states` Query, its revision as the condition (re-read only on a conflict) | 3 |
+| 7 | every delivery | `PutItem` of an attempt item + `GetItem` before the outcome write | `delivery._record` -> `store.add_attempt`, `store.get_state` | one `UpdateItem` of the state row conditional on the revision the claim wrote, appending the attempt to a bounded list on the row (or one `TransactWriteItems`) | 6 |
+| 8 | every delivery | `GetItem` of the order (on the race also a failed `PutItem` and a re-read) | `dispatch/outcomes.py` `on_first_delivery` -> `apply_status` | one conditional `UpdateItem` to `dispatched` per order once its deliveries finish, in `handle_order_event`, also clearing the outbox | 3 (2-5) |
 | 9 | create | `UpdateItem` clearing the outbox | `orders/service.py` `publish_outbox` -> `store.clear_outbox` | the dispatcher's `dispatched` write removes the outbox attributes (cut 8); updates and cancels keep the clearing write | 1 |
-| 10 | every batch | `Scan` of the integrators table | `worker._prepare` -> `registry.load_integrators` -> `store.list_all` | integrators (with their secrets) cached per container for `SECRET_CACHE_SECONDS`, like the secrets already are | 1 |
+| 10 | every batch | `Scan` of the integrators table | `dispatch/batch.py` `_prepare` -> `registry.load_integrators` -> `store.list_all` | integrators (with their secrets) cached per container for `integrators/secrets.py` `CACHE_SECONDS`, like the secrets already are | 1 |
 | 11 | every callback | `GetItem` of the integrator | `callbacks._secrets_verify` -> `registry.callback_secrets` -> `store.get` | the same per-container cache (a signature failure already re-reads, fresh) | 6 |
 | 12 | every callback | second `GetItem` of the delivery row | `callbacks._store_remote` -> `delivery_store.get_state` | the row `_apply` read, its revision as the condition (re-read only on a conflict) | 6 |
 | 13 | every callback | second `GetItem` of the order | `callbacks._advance` -> `apply_status` -> `store.get` | the order `_apply` read, its version as the condition (re-read only on a conflict) | 6 |
-| 14 | fresh containers | 3 `GetSecretValue` | `registry._read_secret` per integrator | already cached 300 s; one secret holding every integrator's secrets would make it 1 | 2 |
+| 14 | fresh containers | 3 `GetSecretValue` | `integrators/secrets.py` `read`, one per integrator | already cached; one secret holding every integrator's secrets would make it 1 | 2 |
 
 After cuts 1-13, per warm order life: create 2, dispatch 10 (order `GetItem`, states `Query`, 3 x claim + outcome,
 `dispatched` `UpdateItem`, `DeleteMessageBatch`), 6 notifications x 1, 5 moving callbacks x 4 (`GetItem` and
@@ -425,7 +425,7 @@ Where the time goes and what could be deferred or removed:
 
 - **botocore clients.** The function builds several clients where the floor builds one per service: pynamodb
   keeps one botocore session per thread, so each dispatcher thread builds its own DynamoDB client (the pre-warm in
-  `worker._prepare` covers only the calling thread), and Powertools Idempotency builds its own. One shared
+  `dispatch/batch.py` `_prepare` covers only the calling thread), and Powertools Idempotency builds its own. One shared
   DynamoDB client (pynamodb `Connection` per process instead of per thread, or boto3 for the few hot paths) is
   the largest single saving on the dispatcher's and the callback's first event.
 - **pydantic models built at import.** `chalicelib` modules' own time is mostly pydantic building validators for
@@ -433,10 +433,10 @@ Where the time goes and what could be deferred or removed:
   `defer_build=True` on models a function does not use, cut it.
 - **Powertools Idempotency** (its persistence layer, jmespath, the config) is imported by every path that calls
   `run_once`; cuts 1-3 remove it from the dispatcher, the callbacks and the notifications altogether.
-- **`import app` itself** loads pydantic and the order domain models (`chalicelib.api.http` imports
-  `chalicelib.orders.domain` for `Principal` and `Role`) and Powertools Logger and Metrics
-  (`chalicelib.observability`): every function pays them before its first line. The principal as a plain
-  dataclass and the observability objects built on first use would defer both from the authorizer.
+- **`import app` itself** loads pydantic (`chalicelib.api.http` imports `chalicelib.domain.identity`, whose
+  `Principal` is a pydantic model) and Powertools Logger and Metrics (`chalicelib.observability`): every
+  function pays them before its first line. `Principal` as a plain frozen dataclass and the observability
+  objects built on first use would take pydantic off the authorizer's path altogether.
 - **requests** is imported by the dispatcher only (the sender), as it should be; urllib3 comes with botocore
   anyway.
 - **Metrics/Logger set-up** is small; Tracer is not used (it would add ~300 ms: the X-Ray SDK builds a botocore
