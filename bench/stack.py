@@ -51,7 +51,11 @@ def moto_server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:  # a loaded machine and a big table: it may not stop in time
+            process.kill()
+            process.wait(10)
 
 
 @contextmanager
