@@ -90,7 +90,7 @@ def child(mode: str, path: str) -> None:
     else:
         imported = _floor(spec)
     total = (time.perf_counter() - STARTED) * 1000
-    out = {"ms": total, "import_ms": imported}
+    out: dict[str, object] = {"ms": total, "import_ms": imported}
     if log is not None:
         out["calls"] = log.calls
         out["requests"] = log.total

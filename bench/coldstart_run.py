@@ -129,7 +129,7 @@ def measure(runs: int = 15) -> list[ColdStart]:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         messages: list[dict[str, Any]] = []
         while len(messages) < runs + 2:
-            messages += sqs.receive_message(
+            messages += sqs.receive_message(  # type: ignore[arg-type]
                 QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
             ).get("Messages", [])
         order_ids = [json.loads(m["Body"])["order_id"] for m in messages]
@@ -202,4 +202,4 @@ if __name__ == "__main__":
             f"{row.requests} AWS requests, {row.posts} posts)"
         )
         print("    clients built:", row.clients)
-        print("   ", sorted(row.imports.items(), key=lambda kv: -kv[1])[:8])
+        print("   ", sorted((row.imports or {}).items(), key=lambda kv: -kv[1])[:8])

@@ -47,7 +47,7 @@ def moto_server() -> Iterator[str]:
 
     process: subprocess.Popen[bytes] = start_moto(free_port())
     try:
-        port = process.args[-1]  # type: ignore[index]
+        port = str(process.args[-1])  # type: ignore[index]
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.aws_requests import recording
-from tests.conftest import ADMIN_TOKEN, Api, order_body
+from tests.conftest import ADMIN_TOKEN, Api
+from tools.sample_order import order_body
 
 
 def test_counts_exactly_the_requests_sent(aws: dict[str, str]) -> None:
