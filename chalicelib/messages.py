@@ -47,6 +47,7 @@ class DrainWaiting(BaseModel):
 
     kind: Literal["drain_waiting"] = "drain_waiting"
     integrator: str
+    after: str | None = None  # the next page starts after this `updated_at`
     correlation_id: str | None = None
 
 

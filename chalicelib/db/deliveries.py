@@ -165,7 +165,7 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
     not_run_yet = (
         (DeliveryRecord.webhook_id != webhook)
         | (DeliveryRecord.attempts < int(job["attempt"]))
-        | (DeliveryRecord.status == "pending")
+        | DeliveryRecord.status.is_in("pending", "waiting")
     )
     condition = DeliveryRecord.sk.does_not_exist() | (
         ~DeliveryRecord.delivered_webhook_ids.contains(webhook) & not_run_yet
@@ -179,9 +179,11 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
     return True
 
 
-def oldest_waiting(integrator: str, limit: int) -> list[DeliveryState]:
-    """The integrator's waiting deliveries, longest waiting first (one index Query)."""
-    return find(integrator, "waiting", "0", "~", limit=limit)
+def oldest_waiting(integrator: str, limit: int, *, after: str | None = None) -> list[DeliveryState]:
+    """The integrator's waiting deliveries, longest waiting first (after the `updated_at` given, if any)."""
+    return [
+        s for s in find(integrator, "waiting", after or "0", "~", limit=limit) if after is None or s.updated_at > after
+    ]
 
 
 def count_waiting(integrator: str) -> int:

@@ -55,7 +55,13 @@ def handle_job(job: DeliveryJob) -> None:
     """A queued attempt (a retry, a resumed or rate-limited delivery, an admin's new round): run it if the delivery
     still waits for it. No row yet means it was held back before its first claim (the rate limit): run it."""
     state = store.get_state(job.order_id, job.integrator)
-    if state is not None and (state.webhook_id != job.webhook_id or not state.status.in_flight):
+    superseded_by_parked = bool(
+        state is not None
+        and state.status is DeliveryStatus.WAITING
+        and state.waiting_job
+        and job.attempt < int(state.waiting_job.get("attempt", 0))
+    )
+    if state is not None and (state.webhook_id != job.webhook_id or not state.status.in_flight or superseded_by_parked):
         logger.info("retry no longer needed", extra={"order_id": job.order_id, "integrator": job.integrator})
         return
     integrator = load_integrator(job.integrator)

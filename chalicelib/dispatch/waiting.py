@@ -13,13 +13,11 @@ from datetime import timedelta
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
-from chalicelib.db.concurrency import StaleWrite
 from chalicelib.dispatch import circuit
 from chalicelib.dispatch import circuit_policy as policy
 from chalicelib.dispatch.circuit_policy import Admission
 from chalicelib.domain import clock
 from chalicelib.domain.circuit import CircuitState
-from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.integrators.registry import load_integrator
 from chalicelib.messages import DeliveryJob, DrainWaiting, ProbeCircuit
 from chalicelib.observability import count, logger
@@ -47,7 +45,7 @@ def drain(message: DrainWaiting) -> None:
         return
     if circuit.current(message.integrator, max_age=0).state is not CircuitState.CLOSED:
         return  # the next probe decides
-    waiting = store.oldest_waiting(message.integrator, DRAIN_PAGE)
+    waiting = store.oldest_waiting(message.integrator, DRAIN_PAGE, after=message.after)
     rate = integrator.max_requests_per_second
     resumed = 0
     for position, state in enumerate(waiting):
@@ -55,17 +53,16 @@ def drain(message: DrainWaiting) -> None:
             continue
         job = DeliveryJob.model_validate(state.waiting_job)
         delay = min(MAX_DELAY_SECONDS, position / rate) if rate else 0
+        # The row stays `waiting` until its job claims it: should the circuit open again first, the job is simply
+        # parked again. A job sent twice (two drains) is deduplicated by its idempotency key.
         queue.send(job, delay_seconds=delay, correlation_id=message.correlation_id or job.correlation_id)
-        try:  # out of the waiting index, so the next page does not send it again
-            store.set_fields(state, status=DeliveryStatus.RETRYING.value, updated_at=clock.iso())
-        except StaleWrite:
-            pass  # it moved on by itself (cancelled, or resumed by another drain): its job is deduplicated
         resumed += 1
     if resumed:
         logger.info("waiting deliveries resumed", extra={"integrator": message.integrator, "count": resumed})
         count("DeliveriesResumed", resumed)
     if len(waiting) == DRAIN_PAGE:
-        queue.send(message, delay_seconds=min(MAX_DELAY_SECONDS, DRAIN_PAGE / rate) if rate else 0)
+        following = message.model_copy(update={"after": waiting[-1].updated_at})
+        queue.send(following, delay_seconds=min(MAX_DELAY_SECONDS, DRAIN_PAGE / rate) if rate else 0)
 
 
 def probe(message: ProbeCircuit) -> None:
