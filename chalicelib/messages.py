@@ -25,6 +25,20 @@ class DeliveryJob(BaseModel):
     attempt: int = 1
     round: int = 1
     correlation_id: str | None = None
+    # When the event was raised (a new round: when the admin asked): the delivery deadline counts from here.
+    # Optional so that jobs queued before deadlines existed still parse; None means no deadline.
+    raised_at: str | None = None
+
+
+class AckCheck(BaseModel):
+    """Look, when an acknowledgement window closes, whether the integrator called back in time. Windows longer
+    than SQS's 15-minute delay are covered by re-queueing the check until it is due."""
+
+    kind: Literal["ack_check"] = "ack_check"
+    order_id: str
+    integrator: str
+    due_at: str
+    correlation_id: str | None = None
 
 
 class Notification(BaseModel):
@@ -39,15 +53,18 @@ class Notification(BaseModel):
     seller_name: str
     text: str
     data: dict[str, Any] = {}
+    # Who it is for (SNS attribute `audience`): customer pushes, or seller-only alerts such as an overdue ack.
+    audience: Literal["customer", "seller"] = "customer"
 
 
-QueueMessage = Annotated[OrderEvent | DeliveryJob | Notification, Field(discriminator="kind")]
-_adapter: TypeAdapter[OrderEvent | DeliveryJob | Notification] = TypeAdapter(QueueMessage)
+Message = OrderEvent | DeliveryJob | AckCheck | Notification
+QueueMessage = Annotated[Message, Field(discriminator="kind")]
+_adapter: TypeAdapter[Message] = TypeAdapter(QueueMessage)
 
 
-def parse_message(body: str) -> OrderEvent | DeliveryJob | Notification:
+def parse_message(body: str) -> Message:
     """Raises pydantic.ValidationError for a body that is not one of the known messages."""
     return _adapter.validate_json(body)
 
 
-__all__ = ["DeliveryJob", "Notification", "OrderEvent", "QueueMessage", "parse_message"]
+__all__ = ["AckCheck", "DeliveryJob", "Message", "Notification", "OrderEvent", "QueueMessage", "parse_message"]

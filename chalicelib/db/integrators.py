@@ -26,7 +26,13 @@ def _to_domain(record: IntegratorRecord) -> IntegratorConfig:
         version=int(record.version),
         created_at=record.created_at,
         updated_at=record.updated_at,
+        deliver_within_seconds=_seconds(record.deliver_within_seconds),
+        ack_within_seconds=_seconds(record.ack_within_seconds),
     )
+
+
+def _seconds(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _save(config: IntegratorConfig, condition: Condition) -> None:

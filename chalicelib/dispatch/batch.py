@@ -18,11 +18,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
+from chalicelib.dispatch.acknowledgement import handle_check
 from chalicelib.dispatch.delivery import handle_job
 from chalicelib.dispatch.order_events import handle_order_event
 from chalicelib.domain.integrator import Integrator
 from chalicelib.integrators.registry import load_integrators
-from chalicelib.messages import DeliveryJob, Notification, OrderEvent, parse_message
+from chalicelib.messages import AckCheck, DeliveryJob, Notification, OrderEvent, parse_message
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
@@ -84,6 +85,8 @@ def handle_record(record: dict[str, Any], integrators: list[Integrator] | None =
             handle_order_event(message, integrators)
         elif isinstance(message, DeliveryJob):
             handle_job(message)
+        elif isinstance(message, AckCheck):
+            handle_check(message)
         elif isinstance(message, Notification):
             publisher.publish(message)
     finally:

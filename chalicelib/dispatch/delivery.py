@@ -4,16 +4,17 @@ attempt. Idempotent per (webhook id, round, attempt): a redelivered job replays 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
 from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
-from chalicelib.dispatch import outcomes, transport
+from chalicelib.dispatch import acknowledgement, deadlines, outcomes, transport
 from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
-from chalicelib.domain.clock import iso, utcnow
+from chalicelib.domain import clock
+from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
 from chalicelib.domain.integrator import Integrator
@@ -26,8 +27,17 @@ from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
 
 DISABLED_RECHECK_SECONDS = 900
-STATUS_AFTER = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.RETRY: DeliveryStatus.RETRYING}
-METRIC = {Outcome.DELIVERED: "DeliverySucceeded", Outcome.RETRY: "DeliveryRetried", Outcome.FAILED: "DeliveryFailed"}
+STATUS_AFTER = {
+    Outcome.DELIVERED: DeliveryStatus.DELIVERED,
+    Outcome.RETRY: DeliveryStatus.RETRYING,
+    Outcome.EXPIRED: DeliveryStatus.EXPIRED,
+}
+METRIC = {
+    Outcome.DELIVERED: "DeliverySucceeded",
+    Outcome.RETRY: "DeliveryRetried",
+    Outcome.FAILED: "DeliveryFailed",
+    Outcome.EXPIRED: "DeliveryExpired",
+}
 
 
 def supersede(state: DeliveryState, reason: str) -> None:
@@ -49,6 +59,11 @@ def handle_job(job: DeliveryJob) -> None:
         supersede(state, "integrator removed")
         return
     if not integrator.enabled:
+        deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
+        order = order_store.get(job.order_id)
+        if order is not None and deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
+            expire(job, order, state, deliver_by)
+            return
         # Disabled integrators keep their pending deliveries: look again later, without spending an attempt.
         queue.send(job, delay_seconds=DISABLED_RECHECK_SECONDS, correlation_id=job.correlation_id)
         return
@@ -77,17 +92,56 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     order = order_store.get(job.order_id)
     if integrator is None or order is None:
         return {"outcome": "skipped"}
-    state = _claim(job)
+    deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
+    state = _claim(job, deliver_by)
     if state is None:
+        _resume_acknowledgement(job)
         return {"outcome": "already_delivered"}
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
         supersede(state, "order cancelled")
         return {"outcome": "superseded"}
+    if deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
+        # However it got here (a late queue, a wait for the integrator), an attempt now would be late.
+        return expire(job, order, state, deliver_by)
     result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, payload=order.integrator_payload())
-    return _record(job, order, result)
+    return _record(job, order, result, integrator, deliver_by)
 
 
-def _claim(job: DeliveryJob) -> DeliveryState | None:
+def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: datetime) -> dict[str, Any]:
+    """No attempt fits before the deadline: the delivery ends `expired` and the seller is told (once per round).
+    Call it wherever an attempt is about to be made (a delivery that waited past its deadline expires)."""
+    now = clock.utcnow()
+    try:
+        store.set_fields(
+            state,
+            status=DeliveryStatus.EXPIRED.value,
+            attempts=max(job.attempt - 1, 0),
+            expired_at=iso(now),
+            last_error=f"not delivered by {iso(deliver_by)}",
+            next_attempt_at="",
+            updated_at=iso(now),
+        )
+    except StaleWrite:
+        return {"outcome": "skipped"}  # the row moved on meanwhile (a newer event, a cancel)
+    logger.info(
+        "delivery expired",
+        extra={"order_id": job.order_id, "integrator": job.integrator, "event": job.event.value},
+    )
+    count(METRIC[Outcome.EXPIRED])
+    outcomes.on_expired(order, job, iso(deliver_by))
+    return {"outcome": Outcome.EXPIRED.value}
+
+
+def _resume_acknowledgement(job: DeliveryJob) -> None:
+    """A redelivered job whose order.created was already accepted: its acknowledgement check may never have been
+    queued (a crash right after the 2xx was saved). A second check is harmless."""
+    if job.event is EventType.CREATED:
+        state = store.get_state(job.order_id, job.integrator)
+        if state is not None:
+            acknowledgement.check_later(state, job.correlation_id)
+
+
+def _claim(job: DeliveryJob, deliver_by: datetime | None) -> DeliveryState | None:
     """Point the delivery's state row at this job; None when this webhook was already delivered."""
 
     def step() -> DeliveryState | None:
@@ -95,30 +149,43 @@ def _claim(job: DeliveryJob) -> DeliveryState | None:
         if state is not None and state.already_delivered(job.webhook_id):
             return None
         if state is None:
-            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job))
+            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job, deliver_by))
         else:
-            claimed = state.model_copy(update=_pointing_at(job))
+            claimed = state.model_copy(update=_pointing_at(job, deliver_by))
         return store.put_state(claimed, state.revision if state else None)
 
     return retry_on_conflict(step)
 
 
-def _pointing_at(job: DeliveryJob) -> dict[str, Any]:
+def _pointing_at(job: DeliveryJob, deliver_by: datetime | None) -> dict[str, Any]:
     return {
         "status": DeliveryStatus.PENDING,
         "event": job.event,
         "webhook_id": job.webhook_id,
         "attempts": job.attempt,
         "next_attempt_at": None,
+        "raised_at": job.raised_at,
+        "deliver_by": iso(deliver_by) if deliver_by is not None else None,
+        "expired_at": None,
         "updated_at": iso(),
     }
 
 
-def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[str, Any]:
+def _record(
+    job: DeliveryJob,
+    order: Order,
+    result: transport.Result,
+    integrator: Integrator,
+    deliver_by: datetime | None,
+) -> dict[str, Any]:
     settings = get_settings()
-    now = utcnow()
+    now = clock.utcnow()
     outcome = final_outcome(result.outcome, job.attempt, settings)
     delay = retry_delay(job.attempt, result.retry_after, settings) if outcome is Outcome.RETRY else None
+    if delay is not None:
+        delay = deadlines.cut_delay(delay, now, deliver_by)  # no attempt after the deadline
+        if delay is None:
+            outcome = Outcome.EXPIRED
     store.add_attempt(
         job.order_id,
         now,
@@ -151,7 +218,11 @@ def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[st
                 attempts=job.attempt,
                 next_attempt_at=iso(now + timedelta(seconds=delay)) if delay is not None else None,
             )
+            if outcome is Outcome.EXPIRED:
+                changes["expired_at"] = iso(now)
         recorded = state.model_copy(update=changes)
+        if outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+            recorded = recorded.model_copy(update=acknowledgement.window(integrator, state, now))
         if outcome is Outcome.DELIVERED:
             recorded.mark_delivered(job.webhook_id)
             recorded.response = result.response_json
@@ -160,7 +231,7 @@ def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[st
                 recorded.external_id = str(external) if external is not None else state.external_id
         return store.put_state(recorded, state.revision)
 
-    retry_on_conflict(step)
+    stored = retry_on_conflict(step)
     logger.info(
         "delivery attempt",
         extra={
@@ -174,12 +245,28 @@ def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[st
         },
     )
     count(METRIC[outcome])
+    _follow_up(job, order, result, outcome, delay, stored, deliver_by)
+    return {"outcome": outcome.value, "status_code": result.status_code}
+
+
+def _follow_up(
+    job: DeliveryJob,
+    order: Order,
+    result: transport.Result,
+    outcome: Outcome,
+    delay: float | None,
+    stored: DeliveryState,
+    deliver_by: datetime | None,
+) -> None:
+    """What an attempt's outcome sets going: the next attempt, the acknowledgement check, what the order hears."""
     if outcome is Outcome.RETRY and delay is not None:
         queue.send(
             job.model_copy(update={"attempt": job.attempt + 1}), delay_seconds=delay, correlation_id=job.correlation_id
         )
     elif outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+        acknowledgement.check_later(stored, job.correlation_id)  # the window this 2xx opened: queue its check
         outcomes.on_first_delivery(order, job.integrator)
     elif outcome is Outcome.FAILED:
         outcomes.on_failure(order, job, result)
-    return {"outcome": outcome.value, "status_code": result.status_code}
+    elif outcome is Outcome.EXPIRED and deliver_by is not None:
+        outcomes.on_expired(order, job, iso(deliver_by))

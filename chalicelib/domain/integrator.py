@@ -22,6 +22,8 @@ class IntegratorConfig:
     version: int
     created_at: str
     updated_at: str
+    deliver_within_seconds: int | None = None
+    ack_within_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Integrator:
     timeout_seconds: float
     seller_ids: list[str] | None
     callback_secrets: list[str] = field(default_factory=list)
+    deliver_within_seconds: int | None = None  # no attempt later than this after the event was raised
+    ack_within_seconds: int | None = None  # a callback is expected this soon after order.created was accepted
 
     def wants(self, event: str, seller_id: str) -> bool:
         return event in self.events and (self.seller_ids is None or seller_id in self.seller_ids)

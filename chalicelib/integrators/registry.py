@@ -36,6 +36,8 @@ def _view(config: IntegratorConfig, stored: dict[str, Any], callback_base: str |
         enabled=config.enabled,
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
+        deliver_within_seconds=config.deliver_within_seconds,
+        ack_within_seconds=config.ack_within_seconds,
         callback_url=f"{base}/api/v1/callbacks/{config.name}",
         version=config.version,
         created_at=config.created_at,
@@ -67,6 +69,8 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         version=1,
         created_at=now,
         updated_at=now,
+        deliver_within_seconds=request.deliver_within_seconds,
+        ack_within_seconds=request.ack_within_seconds,
     )
     try:
         store.insert(config)
@@ -119,8 +123,9 @@ def _apply_settings(config: IntegratorConfig, request: UpdateIntegratorRequest, 
             setattr(config, attr, value)
     if request.events is not None:
         config.events = [event.value for event in request.events]
-    if "seller_ids" in patch:
-        config.seller_ids = request.seller_ids
+    for attr in ("seller_ids", "deliver_within_seconds", "ack_within_seconds"):
+        if attr in patch:  # present as null: removed
+            setattr(config, attr, getattr(request, attr))
 
 
 def update_integrator(name: str, patch: Any) -> dict[str, Any]:
@@ -185,6 +190,8 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
         callback_secrets=list(stored.get("callback_secrets") or []),
+        deliver_within_seconds=config.deliver_within_seconds,
+        ack_within_seconds=config.ack_within_seconds,
     )
 
 
