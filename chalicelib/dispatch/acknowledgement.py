@@ -90,9 +90,13 @@ def _report_overdue(check: AckCheck) -> None:
     def note(order: Order) -> dict[str, Any] | None:
         noted = any(e.event == UNACKNOWLEDGED and e.source == check.integrator for e in order.timeline)
         marked = check.integrator in order.overdue_integrators
-        if noted and marked:
+        # A callback may have come meanwhile (now `late`): the note stays true, the overdue listing would not.
+        current = store.get_state(check.order_id, check.integrator)
+        listed = current is not None and current.ack is AckStatus.OVERDUE
+        if noted and marked == listed:
             return None
-        fields: dict[str, Any] = {"overdue_integrators": sorted({*order.overdue_integrators, check.integrator})}
+        others = [name for name in order.overdue_integrators if name != check.integrator]
+        fields: dict[str, Any] = {"overdue_integrators": sorted([*others, check.integrator] if listed else others)}
         if not noted:
             entry = TimelineEntry(status=order.status, source=check.integrator, message=message, event=UNACKNOWLEDGED)
             fields["timeline"] = [*order.timeline, entry]

@@ -60,10 +60,11 @@ def handle_job(job: DeliveryJob) -> None:
         return
     if not integrator.enabled:
         deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
-        order = order_store.get(job.order_id)
-        if order is not None and deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
-            expire(job, order, state, deliver_by)
-            return
+        if deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
+            order = order_store.get(job.order_id)
+            if order is not None:
+                expire(job, order, state, deliver_by)
+                return
         # Disabled integrators keep their pending deliveries: look again later, without spending an attempt.
         queue.send(job, delay_seconds=DISABLED_RECHECK_SECONDS, correlation_id=job.correlation_id)
         return

@@ -172,6 +172,26 @@ def test_a_delivery_that_waited_past_its_deadline_expires_instead_of_being_sent_
     assert api.get(f"{ORDERS}/{order_id}").json_body["status"] == "failed", "no partner has the order"
 
 
+def test_a_retry_held_for_a_disabled_integrator_expires_at_its_deadline(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, topic: str
+) -> None:
+    fake.script("/p", Reply(503))
+    register(api, "partner", fake.url("/p"), deliver_within_seconds=120)
+    raised = clock.now
+    order_id = new_order(api)
+    run(app, sqs, aws)  # attempt 1 fails; attempt 2 waits on the queue
+    assert api.patch("/api/v1/integrators/partner", {"enabled": False}).status_code == 200
+    clock.advance(121)
+    state = api.get(f"{ORDERS}/{order_id}/deliveries").json_body["deliveries"][0]
+    job = {"order_id": order_id, "integrator": "partner", "event": "order.created", "version": 1, "attempt": 2}
+    body = {**job, "kind": "delivery_retry", "webhook_id": state["webhook_id"], "raised_at": iso(raised)}
+    sqs.send_message(QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=json.dumps(body))
+    run(app, sqs, aws)
+    assert len(fake.requests("/p")) == 1
+    assert delivery(api, order_id, "partner")["status"] == "expired"
+    assert [n["event"] for n in published(topic) if n["audience"] == "seller"] == ["delivery.expired"]
+
+
 def test_an_admin_can_send_an_expired_delivery_again_with_a_fresh_deadline(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, seller_token: str
 ) -> None:
