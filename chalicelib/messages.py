@@ -24,6 +24,7 @@ class DeliveryJob(BaseModel):
     webhook_id: str
     attempt: int = 1
     round: int = 1
+    resume: int = 0  # counts resumptions after a failed probe, so the resumed attempt is not a replay
     correlation_id: str | None = None
     # When the event was raised (a new round: when the admin asked): the delivery deadline counts from here.
     # Optional so that jobs queued before deadlines existed still parse; None means no deadline.
@@ -57,14 +58,40 @@ class Notification(BaseModel):
     audience: Literal["customer", "seller"] = "customer"
 
 
-Message = OrderEvent | DeliveryJob | AckCheck | Notification
-QueueMessage = Annotated[Message, Field(discriminator="kind")]
-_adapter: TypeAdapter[Message] = TypeAdapter(QueueMessage)
+class DrainWaiting(BaseModel):
+    """Resume an integrator's waiting deliveries, oldest first (its circuit closed, or it was enabled again)."""
+
+    kind: Literal["drain_waiting"] = "drain_waiting"
+    integrator: str
+    correlation_id: str | None = None
 
 
-def parse_message(body: str) -> Message:
+class ProbeCircuit(BaseModel):
+    """An open circuit's cool-down is over: send its oldest waiting delivery as the probe."""
+
+    kind: Literal["probe_circuit"] = "probe_circuit"
+    integrator: str
+    correlation_id: str | None = None
+
+
+AnyMessage = OrderEvent | DeliveryJob | AckCheck | Notification | DrainWaiting | ProbeCircuit
+QueueMessage = Annotated[AnyMessage, Field(discriminator="kind")]
+_adapter: TypeAdapter[AnyMessage] = TypeAdapter(QueueMessage)
+
+
+def parse_message(body: str) -> AnyMessage:
     """Raises pydantic.ValidationError for a body that is not one of the known messages."""
     return _adapter.validate_json(body)
 
 
-__all__ = ["AckCheck", "DeliveryJob", "Message", "Notification", "OrderEvent", "QueueMessage", "parse_message"]
+__all__ = [
+    "AckCheck",
+    "AnyMessage",
+    "DeliveryJob",
+    "DrainWaiting",
+    "Notification",
+    "OrderEvent",
+    "ProbeCircuit",
+    "QueueMessage",
+    "parse_message",
+]

@@ -42,7 +42,7 @@ def window(integrator: Integrator, state: DeliveryState, now: datetime) -> dict[
 def schedule_check(order_id: str, integrator: str, due_at: str, correlation_id: str | None) -> None:
     """Queue the check for when the window closes (SQS delay, at most 15 minutes per hop)."""
     check = AckCheck(order_id=order_id, integrator=integrator, due_at=due_at, correlation_id=correlation_id)
-    delay = deadlines.check_delay(clock.parse_iso(due_at), clock.utcnow()) or 0
+    delay = deadlines.delay_until(clock.parse_iso(due_at), clock.utcnow()) or 0
     queue.send(check, delay_seconds=delay, correlation_id=correlation_id)
 
 
@@ -52,7 +52,7 @@ def handle_check(check: AckCheck) -> None:
     if state is None or state.ack_due_at != check.due_at:
         return  # another window (or none): this check is stale
     if state.ack is AckStatus.PENDING:
-        delay = deadlines.check_delay(clock.parse_iso(check.due_at), clock.utcnow())
+        delay = deadlines.delay_until(clock.parse_iso(check.due_at), clock.utcnow())
         if delay is not None:  # a long window, or an early message: look again later
             queue.send(check, delay_seconds=delay, correlation_id=check.correlation_id)
             return

@@ -48,9 +48,10 @@ def ack_due(now: datetime, within_seconds: float) -> datetime:
     return now + timedelta(seconds=within_seconds)
 
 
-def check_delay(due_at: datetime, now: datetime) -> int | None:
-    """How long an acknowledgement check should wait before looking again (at most the SQS limit, so a longer
-    window is a chain of checks, one queue message per 15 minutes); None once the window has closed."""
+def delay_until(due_at: datetime, now: datetime) -> int | None:
+    """How long a queued timer (an acknowledgement check, a waiting delivery's deadline) should wait before
+    looking again: whole seconds, never early, at most the SQS limit (so a longer wait is a chain of messages,
+    one per 15 minutes); None once `due_at` has passed."""
     remaining = (due_at - now).total_seconds()
     if remaining <= 0:
         return None

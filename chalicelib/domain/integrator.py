@@ -18,6 +18,7 @@ class IntegratorConfig:
     seller_ids: list[str] | None
     enabled: bool
     timeout_seconds: float
+    max_requests_per_second: int | None
     secret_name: str
     version: int
     created_at: str
@@ -38,6 +39,7 @@ class Integrator:
     enabled: bool
     timeout_seconds: float
     seller_ids: list[str] | None
+    max_requests_per_second: int | None = None
     callback_secrets: list[str] = field(default_factory=list)
     deliver_within_seconds: int | None = None  # no attempt later than this after the event was raised
     ack_within_seconds: int | None = None  # a callback is expected this soon after order.created was accepted

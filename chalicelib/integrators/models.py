@@ -20,6 +20,10 @@ DeliverWithin = Annotated[
 AckWithin = Annotated[
     int, Field(ge=1, le=86_400, description="A callback is expected this soon after order.created was accepted")
 ]
+RequestsPerSecond = Annotated[
+    int,
+    Field(ge=1, le=1000, description="Most requests per second, across every dispatcher; over it deliveries wait"),
+]
 
 
 class _Strict(BaseModel):
@@ -36,6 +40,7 @@ class CreateIntegratorRequest(_Strict):
     seller_ids: list[Identifier] | None = None
     deliver_within_seconds: DeliverWithin | None = None
     ack_within_seconds: AckWithin | None = None
+    max_requests_per_second: RequestsPerSecond | None = None
 
     @field_validator("url")
     @classmethod
@@ -62,6 +67,7 @@ class UpdateIntegratorRequest(_Strict):
     seller_ids: list[Identifier] | None = None
     deliver_within_seconds: DeliverWithin | None = None
     ack_within_seconds: AckWithin | None = None
+    max_requests_per_second: RequestsPerSecond | None = None
     rotate_callback_secret: bool = False
 
     @field_validator("url")
@@ -80,6 +86,7 @@ class IntegratorView(BaseModel):
     seller_ids: list[str] | None
     deliver_within_seconds: int | None = None
     ack_within_seconds: int | None = None
+    max_requests_per_second: int | None = None
     callback_url: str
     version: int
     created_at: str

@@ -192,6 +192,28 @@ def test_a_retry_held_for_a_disabled_integrator_expires_at_its_deadline(
     assert [n["event"] for n in published(topic) if n["audience"] == "seller"] == ["delivery.expired"]
 
 
+def test_a_waiting_delivery_expires_at_its_deadline_not_when_it_is_released(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, topic: str
+) -> None:
+    fake.script("/p", Reply(503, headers={"Retry-After": "600"}))  # the real retry is cut to the deadline
+    register(api, "partner", fake.url("/p"), deliver_within_seconds=120)
+    raised = clock.now
+    order_id = new_order(api)
+    run(app, sqs, aws)
+    assert api.patch("/api/v1/integrators/partner", {"enabled": False}).status_code == 200
+    state = api.get(f"{ORDERS}/{order_id}/deliveries").json_body["deliveries"][0]
+    job = {"order_id": order_id, "integrator": "partner", "event": "order.created", "version": 1, "attempt": 2}
+    body = {**job, "kind": "delivery_retry", "webhook_id": state["webhook_id"], "raised_at": iso(raised)}
+    sqs.send_message(QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=json.dumps(body))
+    clock.jump_on_delay = True  # the deadline timer of the parked delivery lands when it is due
+    run(app, sqs, aws)
+    assert clock.delays == [120]
+    assert clock.now == raised + timedelta(seconds=120)
+    assert delivery(api, order_id, "partner")["status"] == "expired", "expired on time, still disabled"
+    assert len(fake.requests("/p")) == 1
+    assert [n["event"] for n in published(topic) if n["audience"] == "seller"] == ["delivery.expired"]
+
+
 def test_an_admin_can_send_an_expired_delivery_again_with_a_fresh_deadline(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, seller_token: str
 ) -> None:

@@ -10,8 +10,8 @@ import pytest
 from chalicelib.dispatch.deadlines import (
     MAX_QUEUE_DELAY_SECONDS,
     ack_after_callback,
-    check_delay,
     cut_delay,
+    delay_until,
     deliver_by,
     is_past,
 )
@@ -72,12 +72,12 @@ def test_an_attempt_at_or_after_the_deadline_is_late() -> None:
     assert not is_past(None, at(10**6))
 
 
-def test_check_delay_chains_long_windows_in_15_minute_hops() -> None:
-    assert check_delay(at(3), T0) == 3
-    assert check_delay(at(2.2), T0) == 3, "never early: rounded up"
-    assert check_delay(at(3600), T0) == MAX_QUEUE_DELAY_SECONDS
-    assert check_delay(at(3600), at(3000)) == 600
-    assert check_delay(at(3), at(3)) is None and check_delay(at(3), at(4)) is None
+def test_delay_until_chains_long_windows_in_15_minute_hops() -> None:
+    assert delay_until(at(3), T0) == 3
+    assert delay_until(at(2.2), T0) == 3, "never early: rounded up"
+    assert delay_until(at(3600), T0) == MAX_QUEUE_DELAY_SECONDS
+    assert delay_until(at(3600), at(3000)) == 600
+    assert delay_until(at(3), at(3)) is None and delay_until(at(3), at(4)) is None
 
 
 @pytest.mark.parametrize(
