@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from chalicelib.db import deliveries as delivery_store
 from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.dispatch import acknowledgement
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso
 from chalicelib.domain.identifiers import Identifier
@@ -111,6 +112,8 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
     order = order_store.get(update.order_id)
     if order is None:
         return _refuse("not_found", f"order {update.order_id} not found", 404)
+    # Any authenticated callback about the order shows the integrator has it: that answers its ack window.
+    acknowledgement.on_callback(order.id, integrator)
     if lifecycle.is_end(order.status):
         logger.warning(
             "callback refused: order ended",

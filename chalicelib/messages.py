@@ -26,6 +26,20 @@ class DeliveryJob(BaseModel):
     round: int = 1
     resume: int = 0  # counts resumptions after a failed probe, so the resumed attempt is not a replay
     correlation_id: str | None = None
+    # When the event was raised (a new round: when the admin asked): the delivery deadline counts from here.
+    # Optional so that jobs queued before deadlines existed still parse; None means no deadline.
+    raised_at: str | None = None
+
+
+class AckCheck(BaseModel):
+    """Look, when an acknowledgement window closes, whether the integrator called back in time. Windows longer
+    than SQS's 15-minute delay are covered by re-queueing the check until it is due."""
+
+    kind: Literal["ack_check"] = "ack_check"
+    order_id: str
+    integrator: str
+    due_at: str
+    correlation_id: str | None = None
 
 
 class Notification(BaseModel):
@@ -40,6 +54,8 @@ class Notification(BaseModel):
     seller_name: str
     text: str
     data: dict[str, Any] = {}
+    # Who it is for (SNS attribute `audience`): customer pushes, or seller-only alerts such as an overdue ack.
+    audience: Literal["customer", "seller"] = "customer"
 
 
 class DrainWaiting(BaseModel):
@@ -59,7 +75,7 @@ class ProbeCircuit(BaseModel):
     correlation_id: str | None = None
 
 
-AnyMessage = OrderEvent | DeliveryJob | Notification | DrainWaiting | ProbeCircuit
+AnyMessage = OrderEvent | DeliveryJob | AckCheck | Notification | DrainWaiting | ProbeCircuit
 QueueMessage = Annotated[AnyMessage, Field(discriminator="kind")]
 _adapter: TypeAdapter[AnyMessage] = TypeAdapter(QueueMessage)
 
@@ -70,6 +86,7 @@ def parse_message(body: str) -> AnyMessage:
 
 
 __all__ = [
+    "AckCheck",
     "AnyMessage",
     "DeliveryJob",
     "DrainWaiting",

@@ -1,5 +1,8 @@
 """Three partner platforms from the original design, for the local stack: each checks its own auth, answers
-orders, and a little later walks the order through its statuses with signed callbacks."""
+orders, and a little later walks the order through its statuses with signed callbacks.
+
+The food-ordering platform must acknowledge an order within 3 s, and (as real platforms sometimes do) it takes
+every third order without ever calling back, so the log shows an overdue acknowledgement."""
 
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ PLANS: dict[str, list[tuple[int, str]]] = {
     "delivery": [(4, "picked_up"), (5, "delivered")],
     "loyalty": [(1, "accepted")],
 }
+ACK_WITHIN_SECONDS = 3  # food-ordering's acknowledgement window
+SILENT_EVERY = 3  # food-ordering never calls back for every third order it receives
+DELIVER_WITHIN_SECONDS = 600  # the courier gets nothing more than 10 minutes after an event was raised
 
 
 # The loyalty programme needs a member and what was bought, not where the customer lives or how to reach them:
@@ -43,7 +49,12 @@ LOYALTY_TEMPLATE = (
 
 def registrations(base_url: str) -> list[dict[str, Any]]:
     return [
-        {"name": "delivery", "url": f"{base_url}/delivery", "auth": {"type": "hmac", "secret": HMAC_SECRET}},
+        {
+            "name": "delivery",
+            "url": f"{base_url}/delivery",
+            "auth": {"type": "hmac", "secret": HMAC_SECRET},
+            "deliver_within_seconds": DELIVER_WITHIN_SECONDS,
+        },
         {
             "name": "loyalty",
             "url": f"{base_url}/loyalty",
@@ -60,6 +71,7 @@ def registrations(base_url: str) -> list[dict[str, Any]]:
                 "client_secret": CLIENT_SECRET,
                 "scope": "orders:write",
             },
+            "ack_within_seconds": ACK_WITHIN_SECONDS,
         },
     ]
 
@@ -83,6 +95,8 @@ class DemoPartners:
         self.callback_secrets: dict[str, str] = {}
         self.callback_urls: dict[str, str] = {}
         self.issued_tokens: set[str] = set()
+        self.received: dict[str, int] = {}
+        self._count = threading.Lock()
         self.down_until: dict[str, float] = {}
         self._stop = threading.Event()
         partners = self
@@ -153,10 +167,20 @@ class DemoPartners:
             return 401, {"error": "unauthorised"}
         received = json.loads(body)
         event = headers.get("X-Order-Event")
-        if event == "order.created":
-            # The seed's shape carries `order.id`; the loyalty programme's own shape calls it `ref`.
-            self._walk(name, str(received["ref"] if name == "loyalty" else received["order"]["id"]))
+        # The seed's shape carries `order.id`; the loyalty programme's own shape calls it `ref`.
+        order_id = str(received["ref"] if name == "loyalty" else received["order"]["id"])
+        if event == "order.created" and not self._stays_silent(name):
+            self._walk(name, order_id)
+        elif event == "order.created":
+            self.say(name, f"took {order_id} and will not call back")
         return 200, {"external_id": f"{name[:3].upper()}-{secrets.token_hex(3)}", "received": event}
+
+    def _stays_silent(self, name: str) -> bool:
+        if name != "food-ordering":
+            return False
+        with self._count:
+            self.received[name] = self.received.get(name, 0) + 1
+            return self.received[name] % SILENT_EVERY == 0
 
     def _walk(self, name: str, order_id: str) -> None:
         def run() -> None:

@@ -3,7 +3,7 @@
 A moto server stands in for DynamoDB, SQS, SNS and Secrets Manager (resources created from infra.resources,
 the same description that deploys them); the Chalice app serves the API; a poller feeds the orders queue to
 the SQS handlers found on the app object; scheduled handlers run on their rate; demo partners answer orders
-and call back; a "phone" prints every customer notification.
+and call back; a "phone" prints every customer notification, and seller alerts get their own lines.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class PrettyLogs(logging.Handler):
         order = data.get("order_id", "")
         if message == "delivery attempt":
             outcome = data["outcome"]
-            colour = {"delivered": "green", "retry": "yellow", "failed": "red"}[outcome]
+            colour = {"delivered": "green", "retry": "yellow", "failed": "red", "expired": "red"}[outcome]
             code = data.get("status_code") or "no answer"
             say(
                 "dispatch",
@@ -124,6 +124,16 @@ class PrettyLogs(logging.Handler):
                 f"({code}, {data['latency_ms']:.0f} ms, attempt {data['attempt']})",
                 "blue",
             )
+        elif message == "delivery expired":
+            say("deadline", f"{data['event']} {order} -> {data['integrator']}: {paint('expired', 'red')}", "red")
+        elif message == "acknowledgement overdue":
+            say(
+                "ack",
+                f"{order} {data['integrator']}: {paint('overdue', 'red')} (no callback by {data['ack_due_at']})",
+                "red",
+            )
+        elif message == "acknowledgement":
+            say("ack", f"{order} {data['integrator']}: {data['ack']}", "magenta")
         elif message.startswith("circuit"):
             colour = "green" if message.startswith("circuit closed") else "yellow"
             detail = f" until {data['next_probe_at']}" if data.get("next_probe_at") else ""
@@ -255,8 +265,15 @@ def run_phone(topic_arn: str, stop: threading.Event) -> None:
                 ):
                     envelope = json.loads(message["Body"])
                     push = json.loads(envelope["Message"])
-                    user = envelope["MessageAttributes"]["user_id"]["Value"]
-                    say("phone", f"{paint(user, 'bold')} | {push['title']}: {push['body']}", "green")
+                    attributes = {k: v["Value"] for k, v in envelope["MessageAttributes"].items()}
+                    if attributes.get("audience") == "seller":  # a seller alert, never on a customer's phone
+                        say("seller", f"{paint(attributes['seller_id'], 'bold')} | {push['body']}", "red")
+                    else:
+                        say(
+                            "phone",
+                            f"{paint(attributes['user_id'], 'bold')} | {push['title']}: {push['body']}",
+                            "green",
+                        )
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     threading.Thread(target=loop, name="phone", daemon=True).start()

@@ -50,11 +50,17 @@ def list_orders(request: Request) -> Response:
         raise InvalidInput(
             "unknown status filter", [{"field": "status", "message": f"one of {', '.join(OrderStatus)}"}]
         )
+    delivery = params.get("delivery")
+    if delivery is not None and delivery != "overdue":
+        raise InvalidInput(
+            "unknown delivery filter", [{"field": "delivery", "message": "overdue (an acknowledgement is overdue)"}]
+        )
     body = service.list_orders(
         principal_of(request),
         seller_id=params.get("seller_id"),
         user_id=params.get("user_id"),
         status=status,
+        overdue=delivery == "overdue",
         limit=int_query(request, "limit", 20, 1, service.MAX_LIMIT),
         cursor=params.get("cursor"),
     )

@@ -31,7 +31,13 @@ def _to_domain(record: IntegratorRecord) -> IntegratorConfig:
         updated_at=record.updated_at,
         payload_template=record.payload_template,
         payload_template_version=int(record.payload_template_version or 0),
+        deliver_within_seconds=_seconds(record.deliver_within_seconds),
+        ack_within_seconds=_seconds(record.ack_within_seconds),
     )
+
+
+def _seconds(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _save(config: IntegratorConfig, condition: Condition) -> None:

@@ -19,6 +19,7 @@ from chalicelib.domain.order import Order
 from chalicelib.errors import MalformedRequest
 
 OUTBOX_PENDING = "pending"
+OVERDUE = "overdue"
 
 
 def _to_domain(record: OrderRecord) -> Order:
@@ -33,6 +34,7 @@ def _to_domain(record: OrderRecord) -> Order:
         details=record.details,
         timeline=record.timeline or [],
         outbox=OrderEvent.model_validate(record.outbox) if record.outbox else None,
+        overdue_integrators=list(record.overdue_integrators or []),
     )
 
 
@@ -57,6 +59,10 @@ def _to_record(order: Order) -> OrderRecord:
         record.outbox_pk = OUTBOX_PENDING
         record.outbox_at = order.outbox.occurred_at
         record.outbox_event_id = order.outbox.event_id
+    if order.overdue_integrators:
+        record.overdue_integrators = order.overdue_integrators
+        record.overdue = OVERDUE
+        record.seller_overdue = order.seller_id
     return record
 
 
@@ -125,6 +131,7 @@ class ListFilter:
     seller_id: str | None = None
     user_id: str | None = None
     status: str | None = None
+    overdue: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,8 +141,27 @@ class Page:
     items_read: int
 
 
+def _and(*conditions: Condition | None) -> Condition | None:
+    present = [c for c in conditions if c is not None]
+    if not present:
+        return None
+    combined = present[0]
+    for condition in present[1:]:
+        combined = combined & condition
+    return combined
+
+
 def _plan(flt: ListFilter) -> tuple[Any, str, Condition | None]:
     """Pick the index whose key narrows the most; remaining filters become a FilterExpression."""
+    if flt.overdue:
+        # Sparse indexes: they hold only orders with an overdue acknowledgement, so this stays cheap.
+        residual = _and(
+            OrderRecord.user_id == flt.user_id if flt.user_id else None,
+            OrderRecord.status == flt.status if flt.status else None,
+        )
+        if flt.seller_id:
+            return OrderRecord.by_seller_overdue, flt.seller_id, residual
+        return OrderRecord.overdue_index, OVERDUE, residual
     if flt.seller_id and flt.status:
         residual = OrderRecord.user_id == flt.user_id if flt.user_id else None
         return OrderRecord.by_seller_status, f"{flt.seller_id}#{flt.status}", residual

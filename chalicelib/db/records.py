@@ -69,6 +69,26 @@ class AllOrdersIndex(_OrderIndex):
     kind = UnicodeAttribute(hash_key=True)
 
 
+class OverdueIndex(_OrderIndex):
+    """Sparse: only orders with an overdue acknowledgement carry `overdue` (`?delivery=overdue`, admin)."""
+
+    class Meta:
+        index_name = "overdue"
+        projection = AllProjection()
+
+    overdue = UnicodeAttribute(hash_key=True)
+
+
+class BySellerOverdueIndex(_OrderIndex):
+    """Sparse: the same orders keyed by seller, so a seller's overdue list reads only its own rows."""
+
+    class Meta:
+        index_name = "by_seller_overdue"
+        projection = AllProjection()
+
+    seller_overdue = UnicodeAttribute(hash_key=True)
+
+
 class OutboxIndex(GlobalSecondaryIndex["OrderRecord"]):
     """Sparse: only orders whose last event has not reached the queue carry `outbox_pk`."""
 
@@ -102,6 +122,9 @@ class OrderRecord(Model):
     outbox_pk = UnicodeAttribute(null=True)
     outbox_at = UnicodeAttribute(null=True)
     outbox_event_id = UnicodeAttribute(null=True)
+    overdue_integrators = JSONAttribute(null=True)
+    overdue = UnicodeAttribute(null=True)
+    seller_overdue = UnicodeAttribute(null=True)
 
     by_seller = BySellerIndex()
     by_user = ByUserIndex()
@@ -109,6 +132,8 @@ class OrderRecord(Model):
     by_seller_status = BySellerStatusIndex()
     all_orders = AllOrdersIndex()
     outbox_index = OutboxIndex()
+    overdue_index = OverdueIndex()
+    by_seller_overdue = BySellerOverdueIndex()
 
 
 class TokenRecord(Model):
@@ -140,6 +165,8 @@ class IntegratorRecord(Model):
     seller_ids = JSONAttribute(null=True)
     enabled = BooleanAttribute(default=True)
     timeout_seconds = NumberAttribute()
+    deliver_within_seconds = NumberAttribute(null=True)
+    ack_within_seconds = NumberAttribute(null=True)
     max_requests_per_second = NumberAttribute(null=True)
     secret_name = UnicodeAttribute()
     version = NumberAttribute()
@@ -186,6 +213,12 @@ class DeliveryRecord(Model):
     remote_message = UnicodeAttribute(null=True)
     remote_eta = UnicodeAttribute(null=True)
     remote_details = JSONAttribute(null=True)
+    raised_at = UnicodeAttribute(null=True)
+    deliver_by = UnicodeAttribute(null=True)
+    expired_at = UnicodeAttribute(null=True)
+    ack = UnicodeAttribute(null=True)
+    ack_due_at = UnicodeAttribute(null=True)
+    acked_at = UnicodeAttribute(null=True)
     waiting_job = JSONAttribute(null=True)
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)

@@ -19,11 +19,20 @@ from pydantic import ValidationError
 
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
 from chalicelib.dispatch import health_tally, waiting
+from chalicelib.dispatch.acknowledgement import handle_check
 from chalicelib.dispatch.delivery import handle_job
 from chalicelib.dispatch.order_events import handle_order_event
 from chalicelib.domain.integrator import Integrator
 from chalicelib.integrators.registry import load_integrators
-from chalicelib.messages import DeliveryJob, DrainWaiting, Notification, OrderEvent, ProbeCircuit, parse_message
+from chalicelib.messages import (
+    AckCheck,
+    DeliveryJob,
+    DrainWaiting,
+    Notification,
+    OrderEvent,
+    ProbeCircuit,
+    parse_message,
+)
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
@@ -88,6 +97,8 @@ def handle_record(record: dict[str, Any], integrators: list[Integrator] | None =
             handle_order_event(message, integrators)
         elif isinstance(message, DeliveryJob):
             handle_job(message)
+        elif isinstance(message, AckCheck):
+            handle_check(message)
         elif isinstance(message, Notification):
             publisher.publish(message)
         elif isinstance(message, DrainWaiting):

@@ -13,7 +13,7 @@ from chalicelib.db import deliveries as store
 from chalicelib.db import integrator_control as control
 from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
-from chalicelib.dispatch import circuit, health_tally, outcomes, transport, waiting
+from chalicelib.dispatch import acknowledgement, circuit, deadlines, health_tally, outcomes, transport, waiting
 from chalicelib.dispatch.circuit_policy import Admission
 from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
 from chalicelib.domain import clock
@@ -39,8 +39,17 @@ class RateLimited(Exception):
         self.wait = wait
 
 
-STATUS_AFTER = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.RETRY: DeliveryStatus.RETRYING}
-METRIC = {Outcome.DELIVERED: "DeliverySucceeded", Outcome.RETRY: "DeliveryRetried", Outcome.FAILED: "DeliveryFailed"}
+STATUS_AFTER = {
+    Outcome.DELIVERED: DeliveryStatus.DELIVERED,
+    Outcome.RETRY: DeliveryStatus.RETRYING,
+    Outcome.EXPIRED: DeliveryStatus.EXPIRED,
+}
+METRIC = {
+    Outcome.DELIVERED: "DeliverySucceeded",
+    Outcome.RETRY: "DeliveryRetried",
+    Outcome.FAILED: "DeliveryFailed",
+    Outcome.EXPIRED: "DeliveryExpired",
+}
 
 
 def supersede(state: DeliveryState, reason: str) -> None:
@@ -71,9 +80,33 @@ def handle_job(job: DeliveryJob) -> None:
         return
     if not integrator.enabled:
         # Disabled integrators keep their deliveries, without spending an attempt; enabling resumes them.
-        waiting.park(job, until=None, reason="integrator disabled")
+        if not _expired_before_attempt(job, integrator):
+            _park(job, integrator, until=None, reason="integrator disabled")
         return
     deliver(job, integrator)
+
+
+def _park(job: DeliveryJob, integrator: Integrator, *, until: str | None, reason: str) -> None:
+    """Hold the job back; with a deadline, also queue it for when the deadline passes (at most 15 minutes
+    ahead, then again), so a waiting delivery becomes `expired` on time rather than when it is released."""
+    waiting.park(job, until=until, reason=reason)
+    deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
+    if deliver_by is not None:
+        delay = deadlines.delay_until(deliver_by, clock.utcnow()) or 0
+        queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
+
+
+def _expired_before_attempt(job: DeliveryJob, integrator: Integrator) -> bool:
+    """Past its deadline before an attempt could be made (it waited, or the queue was late): expire it here,
+    before it can be admitted (or become a circuit's probe)."""
+    deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
+    if deliver_by is None or not deadlines.is_past(deliver_by, clock.utcnow()):
+        return False
+    order = order_store.get(job.order_id)
+    state = _claim(job, deliver_by) if order is not None else None
+    if order is not None and state is not None:
+        expire(job, order, state, deliver_by)
+    return True
 
 
 def deliver(job: DeliveryJob, integrator: Integrator) -> None:
@@ -90,10 +123,12 @@ def deliver(job: DeliveryJob, integrator: Integrator) -> None:
 
 
 def _admit_and_attempt(job: DeliveryJob, integrator: Integrator) -> None:
+    if _expired_before_attempt(job, integrator):
+        return
     admission = circuit.admit(integrator.name, job.webhook_id)
     if admission is Admission.WAIT:
         stored = circuit.current(integrator.name)
-        waiting.park(job, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
+        _park(job, integrator, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
         return
     try:
         run_once(
@@ -115,29 +150,66 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     order = order_store.get(job.order_id)
     if integrator is None or order is None:
         return {"outcome": "skipped"}
-    state = _claim(job)
+    deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
+    state = _claim(job, deliver_by)
     if state is None:
+        _resume_acknowledgement(job)
         return {"outcome": "already_delivered"}
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
         supersede(state, "order cancelled")
         return {"outcome": "superseded"}
+    if deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
+        return expire(job, order, state, deliver_by)  # the deadline passed while it waited for a send slot
     version = integrator.template_version
     try:
         body = payload.render_body(order, job.event, integrator.payload_template)
     except payload.PayloadTemplateError as exc:
         # Retrying cannot help: the same order fails the same template. Fixed template + admin retry sends it.
         failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
-        return _record(job, order, failed, probe=None, template_version=version)
+        return _record(job, order, failed, integrator, deliver_by, probe=None, template_version=version)
     if integrator.max_requests_per_second:
         # Reserved last, right before the call: what the integrator sees is what the window counted.
         wait = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
         if wait is not None:
             raise RateLimited(wait)  # forgets this attempt's idempotency record: the re-queued job runs it
     result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body)
-    return _record(job, order, result, probe=probe, template_version=version)
+    return _record(job, order, result, integrator, deliver_by, probe=probe, template_version=version)
 
 
-def _claim(job: DeliveryJob) -> DeliveryState | None:
+def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: datetime) -> dict[str, Any]:
+    """No attempt fits before the deadline: the delivery ends `expired` and the seller is told (once per round)."""
+    now = clock.utcnow()
+    try:
+        store.set_fields(
+            state,
+            status=DeliveryStatus.EXPIRED.value,
+            attempts=max(job.attempt - 1, 0),
+            expired_at=iso(now),
+            last_error=f"not delivered by {iso(deliver_by)}",
+            next_attempt_at="",
+            updated_at=iso(now),
+        )
+    except StaleWrite:
+        return {"outcome": "skipped"}  # the row moved on meanwhile (a newer event, a cancel)
+    logger.info(
+        "delivery expired",
+        extra={"order_id": job.order_id, "integrator": job.integrator, "event": job.event.value},
+    )
+    count(METRIC[Outcome.EXPIRED])
+    outcomes.on_expired(order, job, iso(deliver_by))
+    return {"outcome": Outcome.EXPIRED.value}
+
+
+def _resume_acknowledgement(job: DeliveryJob) -> None:
+    """A redelivered job whose order.created was already accepted: its acknowledgement check may never have been
+    queued (a crash right after the 2xx was saved). A second check is harmless."""
+    if job.event is EventType.CREATED:
+        state = store.get_state(job.order_id, job.integrator)
+        if state is not None:
+            acknowledgement.check_later(state, job.correlation_id)
+
+
+def _claim(job: DeliveryJob, deliver_by: datetime | None) -> DeliveryState | None:
     """Point the delivery's state row at this job; None when this webhook was already delivered."""
 
     def step() -> DeliveryState | None:
@@ -145,21 +217,24 @@ def _claim(job: DeliveryJob) -> DeliveryState | None:
         if state is not None and state.already_delivered(job.webhook_id):
             return None
         if state is None:
-            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job))
+            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job, deliver_by))
         else:
-            claimed = state.model_copy(update=_pointing_at(job))
+            claimed = state.model_copy(update=_pointing_at(job, deliver_by))
         return store.put_state(claimed, state.revision if state else None)
 
     return retry_on_conflict(step)
 
 
-def _pointing_at(job: DeliveryJob) -> dict[str, Any]:
+def _pointing_at(job: DeliveryJob, deliver_by: datetime | None) -> dict[str, Any]:
     return {
         "status": DeliveryStatus.PENDING,
         "event": job.event,
         "webhook_id": job.webhook_id,
         "attempts": job.attempt,
         "next_attempt_at": None,
+        "raised_at": job.raised_at,
+        "deliver_by": iso(deliver_by) if deliver_by is not None else None,
+        "expired_at": None,
         "updated_at": iso(),
     }
 
@@ -201,6 +276,18 @@ def _probe_failed(
     return {"outcome": "waiting", "status_code": result.status_code}
 
 
+def _next_step(
+    job: DeliveryJob, result: transport.Result, now: datetime, deliver_by: datetime | None
+) -> tuple[Outcome, float | None]:
+    """The attempt's outcome and the delay before the next one, cut to the deadline (`expired`: none fits)."""
+    settings = get_settings()
+    outcome = final_outcome(result.outcome, job.attempt, settings)
+    if outcome is not Outcome.RETRY:
+        return outcome, None
+    delay = deadlines.cut_delay(retry_delay(job.attempt, result.retry_after, settings), now, deliver_by)
+    return (Outcome.RETRY, delay) if delay is not None else (Outcome.EXPIRED, None)
+
+
 def _note_answer(
     job: DeliveryJob, result: transport.Result, probe: str | None, now: datetime, template_version: int | None
 ) -> dict[str, Any] | None:
@@ -216,16 +303,21 @@ def _note_answer(
 
 
 def _record(
-    job: DeliveryJob, order: Order, result: transport.Result, *, probe: str | None, template_version: int | None
+    job: DeliveryJob,
+    order: Order,
+    result: transport.Result,
+    integrator: Integrator,
+    deliver_by: datetime | None,
+    *,
+    probe: str | None,
+    template_version: int | None,
 ) -> dict[str, Any]:
-    settings = get_settings()
     now = clock.utcnow()
     if result.error_class != payload.ERROR_CLASS:  # a template error sent nothing: it says nothing of the integrator
         probe_failed = _note_answer(job, result, probe, now, template_version)
         if probe_failed is not None:
             return probe_failed
-    outcome = final_outcome(result.outcome, job.attempt, settings)
-    delay = retry_delay(job.attempt, result.retry_after, settings) if outcome is Outcome.RETRY else None
+    outcome, delay = _next_step(job, result, now, deliver_by)
     _log_attempt(job, result, outcome, now, delay, template_version)
 
     def step() -> DeliveryState:
@@ -242,7 +334,11 @@ def _record(
                 attempts=job.attempt,
                 next_attempt_at=iso(now + timedelta(seconds=delay)) if delay is not None else None,
             )
+            if outcome is Outcome.EXPIRED:
+                changes["expired_at"] = iso(now)
         recorded = state.model_copy(update=changes)
+        if outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+            recorded = recorded.model_copy(update=acknowledgement.window(integrator, state, now))
         if outcome is Outcome.DELIVERED:
             recorded.mark_delivered(job.webhook_id)
             recorded.response = result.response_json
@@ -251,7 +347,7 @@ def _record(
                 recorded.external_id = str(external) if external is not None else state.external_id
         return store.put_state(recorded, state.revision)
 
-    retry_on_conflict(step)
+    stored = retry_on_conflict(step)
     logger.info(
         "delivery attempt",
         extra={
@@ -265,12 +361,28 @@ def _record(
         },
     )
     count(METRIC[outcome])
+    _follow_up(job, order, result, outcome, delay, stored, deliver_by)
+    return {"outcome": outcome.value, "status_code": result.status_code}
+
+
+def _follow_up(
+    job: DeliveryJob,
+    order: Order,
+    result: transport.Result,
+    outcome: Outcome,
+    delay: float | None,
+    stored: DeliveryState,
+    deliver_by: datetime | None,
+) -> None:
+    """What an attempt's outcome sets going: the next attempt, the acknowledgement check, what the order hears."""
     if outcome is Outcome.RETRY and delay is not None:
         queue.send(
             job.model_copy(update={"attempt": job.attempt + 1}), delay_seconds=delay, correlation_id=job.correlation_id
         )
     elif outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+        acknowledgement.check_later(stored, job.correlation_id)  # the window this 2xx opened: queue its check
         outcomes.on_first_delivery(order, job.integrator)
     elif outcome is Outcome.FAILED:
         outcomes.on_failure(order, job, result)
-    return {"outcome": outcome.value, "status_code": result.status_code}
+    elif outcome is Outcome.EXPIRED and deliver_by is not None:
+        outcomes.on_expired(order, job, iso(deliver_by))

@@ -43,6 +43,7 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
             version=version,
             webhook_id=webhook_id(order.id, chosen, version, integrator.name),
             correlation_id=event.correlation_id,
+            raised_at=event.occurred_at,
         )
         jobs.append((job, integrator))
     futures = [_deliveries.submit(deliver, job, integrator) for job, integrator in jobs]

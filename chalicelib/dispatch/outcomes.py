@@ -1,5 +1,6 @@
 """What delivery outcomes mean beyond the delivery: the first success dispatches the order, a failure is
-reported, an order no integrator could receive fails, and an integrator down for too long is disabled."""
+reported, an expiry is reported to the seller, an order no integrator could receive fails, and an integrator
+down for too long is disabled."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from chalicelib.messages import DeliveryJob
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
 from chalicelib.orders.progress import apply_status
+
+# A delivery in one of these states will not reach its integrator unless an admin sends it again.
+ENDED = (DeliveryStatus.FAILED, DeliveryStatus.SUPERSEDED, DeliveryStatus.EXPIRED)
 
 
 def on_first_delivery(order: Order, integrator: str) -> None:
@@ -33,11 +37,28 @@ def on_failure(order: Order, job: DeliveryJob, result: Result) -> None:
         key=f"{job.integrator}:{job.webhook_id}:{job.round}",
         data={"integrator": job.integrator},
     )
+    _fail_if_nobody_has_it(order)
 
+
+def on_expired(order: Order, job: DeliveryJob, deliver_by: str) -> None:
+    """Tell the seller (not the customer: the order may still reach another partner) that this partner will
+    not get this event any more, once per round."""
+    publisher.notify(
+        order,
+        "delivery.expired",
+        f"{job.event.value} of order {order.id} did not reach {job.integrator} by {deliver_by}; "
+        "it will not be sent again unless you retry it.",
+        key=f"{job.integrator}:{job.webhook_id}:{job.round}",
+        data={"integrator": job.integrator, "deliver_by": deliver_by},
+        audience="seller",
+    )
+    _fail_if_nobody_has_it(order)
+
+
+def _fail_if_nobody_has_it(order: Order) -> None:
     def nobody_has_it(current: Order) -> bool:
         states = store.list_states(current.id)
-        ended = (DeliveryStatus.FAILED, DeliveryStatus.SUPERSEDED)
-        return bool(states) and all(s.status in ended and not s.has_order for s in states)
+        return bool(states) and all(s.status in ENDED and not s.has_order for s in states)
 
     changed, moved = apply_status(
         order.id,

@@ -1,5 +1,5 @@
-"""Sending failed deliveries again on an admin's request: one delivery, or an integrator's failures after an
-outage. A new round keeps the webhook id, so the integrator can still deduplicate."""
+"""Sending failed (or expired) deliveries again on an admin's request: one delivery, or an integrator's
+failures after an outage. A new round keeps the webhook id, so the integrator can still deduplicate."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from chalicelib.messages import DeliveryJob
 
 
 def retry_failed(order_id: str, integrator: str, correlation_id: str | None) -> dict[str, Any]:
-    """Start a new round of attempts for a failed delivery."""
+    """Start a new round of attempts for a failed or expired delivery (a fresh deadline counts from now)."""
     order = order_store.get(order_id)
     state = store.get_state(order_id, integrator)
     if order is None or state is None:
         raise NotFound(f"no delivery of order {order_id} to {integrator}")
-    if state.status is not DeliveryStatus.FAILED:
-        raise Conflict(f"delivery is {state.status}; only a failed delivery can be retried")
+    if state.status not in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED):
+        raise Conflict(f"delivery is {state.status}; only a failed or expired delivery can be retried")
     if order.status == OrderStatus.CANCELLED and state.event is not EventType.CANCELLED:
         raise Conflict("order is cancelled; its earlier events are no longer sent")
     next_round = state.revision + 1
@@ -39,6 +39,7 @@ def retry_failed(order_id: str, integrator: str, correlation_id: str | None) -> 
         attempt=1,
         round=next_round,
         correlation_id=correlation_id,
+        raised_at=iso(),
     )
     try:
         store.set_fields(state, status=DeliveryStatus.RETRYING.value, updated_at=iso(), last_error="retry requested")

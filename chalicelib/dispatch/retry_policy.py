@@ -16,6 +16,7 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"
     FAILED = "failed"
+    EXPIRED = "expired"  # worth retrying, but no attempt fits before the integrator's deadline
 
 
 def classify(status_code: int) -> Outcome:

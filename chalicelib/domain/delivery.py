@@ -21,6 +21,7 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "delivered"  # the integrator answered 2xx to the current event
     FAILED = "failed"  # attempts used up, or refused for good; an admin may send it again
     SUPERSEDED = "superseded"  # no longer worth sending (order cancelled, integrator removed)
+    EXPIRED = "expired"  # not delivered within the integrator's deadline; an admin may send it again
 
     @property
     def in_flight(self) -> bool:
@@ -30,6 +31,16 @@ class DeliveryStatus(StrEnum):
     def queued(self) -> bool:
         """A later attempt is already on its way (a queued retry, or a parked job that will be resumed)."""
         return self in (DeliveryStatus.RETRYING, DeliveryStatus.WAITING)
+
+
+class AckStatus(StrEnum):
+    """Whether the integrator answered an `order.created` it accepted with a callback in its window."""
+
+    PENDING = "pending"  # the window is open: a 2xx was received, no callback yet
+    ACKNOWLEDGED = "acknowledged"  # a callback came within the window
+    OVERDUE = "overdue"  # the window closed without a callback; the seller was told
+    LATE = "late"  # a callback came after the window closed
+    STOPPED = "stopped"  # the order was cancelled while the window was open: nothing is expected any more
 
 
 def webhook_id(order_id: str, event: str, version: int, integrator: str) -> str:
@@ -61,6 +72,12 @@ class DeliveryState(BaseModel):
     remote_message: str | None = None
     remote_eta: str | None = None
     remote_details: dict[str, Any] | None = None
+    raised_at: str | None = None
+    deliver_by: str | None = None
+    expired_at: str | None = None
+    ack: AckStatus | None = None
+    ack_due_at: str | None = None
+    acked_at: str | None = None
     waiting_job: dict[str, Any] | None = None  # the DeliveryJob to resume when the wait is over
     updated_at: str
     revision: int = 0

@@ -25,6 +25,8 @@ class IntegratorConfig:
     updated_at: str
     payload_template: str | None = None
     payload_template_version: int = 0  # bumped on every change of the template (0: never had one)
+    deliver_within_seconds: int | None = None
+    ack_within_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Integrator:
     callback_secrets: list[str] = field(default_factory=list)
     payload_template: str | None = None
     payload_template_version: int = 0
+    deliver_within_seconds: int | None = None  # no attempt later than this after the event was raised
+    ack_within_seconds: int | None = None  # a callback is expected this soon after order.created was accepted
 
     @property
     def template_version(self) -> int | None:

@@ -25,10 +25,14 @@ def new_order_id() -> str:
 
 
 class TimelineEntry(BaseModel):
+    """One change of the order. `event` marks an entry that records a fact without a status change (e.g.
+    `delivery.unacknowledged`); `status` is then the status the order had."""
+
     status: str
     at: str = Field(default_factory=iso)
     source: str
     message: str | None = None
+    event: str | None = None
 
 
 class Order(BaseModel):
@@ -42,6 +46,8 @@ class Order(BaseModel):
     details: dict[str, Any]
     timeline: list[TimelineEntry] = []
     outbox: OrderEvent | None = None
+    # Integrators whose acknowledgement of this order is overdue (sparse index: `?delivery=overdue`).
+    overdue_integrators: list[str] = []
 
     @property
     def seller_id(self) -> str:

@@ -14,6 +14,13 @@ from chalicelib.integrators.url_policy import check_url
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Timeout = Annotated[float, Field(gt=0, le=30)]
+# Whole seconds, up to a day: an order older than that is no longer an order to deliver or to wait for.
+DeliverWithin = Annotated[
+    int, Field(ge=1, le=86_400, description="No delivery attempt later than this after the event was raised")
+]
+AckWithin = Annotated[
+    int, Field(ge=1, le=86_400, description="A callback is expected this soon after order.created was accepted")
+]
 RequestsPerSecond = Annotated[
     int,
     Field(ge=1, le=1000, description="Most requests per second, across every dispatcher; over it deliveries wait"),
@@ -42,6 +49,8 @@ class CreateIntegratorRequest(_Strict):
     enabled: bool = True
     timeout_seconds: Timeout = 5.0
     seller_ids: list[Identifier] | None = None
+    deliver_within_seconds: DeliverWithin | None = None
+    ack_within_seconds: AckWithin | None = None
     max_requests_per_second: RequestsPerSecond | None = None
     payload_template: PayloadTemplate | None = None
 
@@ -61,7 +70,7 @@ class CreateIntegratorRequest(_Strict):
 class UpdateIntegratorRequest(_Strict):
     """Every field optional; `auth` replaces the whole auth block. `rotate_callback_secret` issues a new
     callback secret and keeps the previous one valid until the next rotation. `payload_template: null` goes
-    back to the seed's shape."""
+    back to the seed's shape; `null` removes a deadline."""
 
     url: str | None = None
     auth: Auth | None = None
@@ -69,6 +78,8 @@ class UpdateIntegratorRequest(_Strict):
     enabled: bool | None = None
     timeout_seconds: Timeout | None = None
     seller_ids: list[Identifier] | None = None
+    deliver_within_seconds: DeliverWithin | None = None
+    ack_within_seconds: AckWithin | None = None
     max_requests_per_second: RequestsPerSecond | None = None
     payload_template: PayloadTemplate | None = None
     rotate_callback_secret: bool = False
@@ -87,6 +98,8 @@ class IntegratorView(BaseModel):
     enabled: bool
     timeout_seconds: float
     seller_ids: list[str] | None
+    deliver_within_seconds: int | None = None
+    ack_within_seconds: int | None = None
     max_requests_per_second: int | None = None
     callback_url: str
     payload_template: str | None = None

@@ -37,6 +37,8 @@ def _view(config: IntegratorConfig, stored: dict[str, Any], callback_base: str |
         enabled=config.enabled,
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
+        deliver_within_seconds=config.deliver_within_seconds,
+        ack_within_seconds=config.ack_within_seconds,
         max_requests_per_second=config.max_requests_per_second,
         callback_url=f"{base}/api/v1/callbacks/{config.name}",
         payload_template=config.payload_template,
@@ -74,6 +76,8 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         updated_at=now,
         payload_template=request.payload_template,
         payload_template_version=1 if request.payload_template is not None else 0,
+        deliver_within_seconds=request.deliver_within_seconds,
+        ack_within_seconds=request.ack_within_seconds,
     )
     try:
         store.insert(config)
@@ -131,10 +135,9 @@ def _apply_settings(config: IntegratorConfig, request: UpdateIntegratorRequest, 
             setattr(config, attr, value)
     if request.events is not None:
         config.events = [event.value for event in request.events]
-    if "seller_ids" in patch:
-        config.seller_ids = request.seller_ids
-    if "max_requests_per_second" in patch:  # null removes the limit
-        config.max_requests_per_second = request.max_requests_per_second
+    for attr in ("seller_ids", "max_requests_per_second", "deliver_within_seconds", "ack_within_seconds"):
+        if attr in patch:  # present as null: removed
+            setattr(config, attr, getattr(request, attr))
     if "payload_template" in patch and request.payload_template != config.payload_template:
         config.payload_template = request.payload_template
         config.payload_template_version += 1
@@ -235,6 +238,8 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
         callback_secrets=list(stored.get("callback_secrets") or []),
         payload_template=config.payload_template,
         payload_template_version=config.payload_template_version,
+        deliver_within_seconds=config.deliver_within_seconds,
+        ack_within_seconds=config.ack_within_seconds,
     )
 
 

@@ -1,4 +1,5 @@
-"""Customer notifications on the SNS topic: once per change, mobile-push ready, retried rather than dropped.
+"""Customer notifications (and seller alerts) on the SNS topic: once per change, mobile-push ready, retried
+rather than dropped.
 
 Each notification has a stable id (order, event, what changed); publishing runs through Idempotency on that
 id, so a redelivered SQS message or a repeated callback never pushes twice. A failed publish is put back on
@@ -8,7 +9,7 @@ the orders queue with a delay and the dispatcher publishes it again.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from chalicelib import queue
 from chalicelib.aws import sns
@@ -18,6 +19,7 @@ from chalicelib.messages import Notification
 from chalicelib.observability import count, logger
 
 RETRY_DELAY_SECONDS = 30
+Audience = Literal["customer", "seller"]
 
 TITLES = {
     "order.dispatched": "Order sent",
@@ -30,10 +32,21 @@ TITLES = {
     "order.cancelled": "Order cancelled",
     "order.failed": "Order could not be placed",
     "delivery.failed": "Delivery problem",
+    # Seller alerts (audience "seller"): a partner missed its deadline or did not acknowledge the order.
+    "delivery.expired": "Delivery expired",
+    "delivery.unacknowledged": "Not acknowledged",
 }
 
 
-def build(order: Order, event: str, text: str, *, key: str, data: dict[str, Any] | None = None) -> Notification:
+def build(
+    order: Order,
+    event: str,
+    text: str,
+    *,
+    key: str,
+    data: dict[str, Any] | None = None,
+    audience: Audience = "customer",
+) -> Notification:
     return Notification(
         notification_id=f"{order.id}:{event}:{key}",
         event=event,
@@ -43,6 +56,7 @@ def build(order: Order, event: str, text: str, *, key: str, data: dict[str, Any]
         seller_name=str(order.seller.get("name", "")),
         text=text,
         data=data or {},
+        audience=audience,
     )
 
 
@@ -65,7 +79,10 @@ def _publish(data: dict[str, Any]) -> dict[str, Any]:
             ("user_id", note.user_id),
             ("seller_id", note.seller_id),
             ("event", note.event),
+            ("audience", note.audience),
+            ("integrator", str(note.data.get("integrator") or "")),
         )
+        if value  # SNS refuses an empty attribute value
     }
     response = sns().publish(
         TopicArn=queue.topic_arn(),
@@ -93,8 +110,18 @@ def publish(note: Notification) -> bool:
         return False
 
 
-def notify(order: Order, event: str, text: str, *, key: str, data: dict[str, Any] | None = None) -> bool:
-    return publish(build(order, event, text, key=key, data=data))
+def notify(
+    order: Order,
+    event: str,
+    text: str,
+    *,
+    key: str,
+    data: dict[str, Any] | None = None,
+    audience: Audience = "customer",
+) -> bool:
+    """`audience="seller"` marks an alert for the shop (SNS attribute `audience`), which customer push
+    subscriptions filter out: a customer is never told about a partner's missed deadline."""
+    return publish(build(order, event, text, key=key, data=data, audience=audience))
 
 
 def publish_operator_event(event: str, integrator: str, text: str, data: dict[str, Any] | None = None) -> bool:

@@ -6,7 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    field_validator,
+    model_serializer,
+)
 
 from chalicelib.domain.identifiers import Identifier
 
@@ -95,6 +104,16 @@ class TimelineEntry(BaseModel):
     at: str
     source: str
     message: str | None = None
+    event: str | None = Field(
+        default=None, description="Only on entries that record a fact, not a status move (delivery.unacknowledged)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_event(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("event") is None:
+            data.pop("event", None)  # status entries keep their shape
+        return data
 
 
 class DeliveryView(BaseModel):
@@ -111,6 +130,12 @@ class DeliveryView(BaseModel):
     remote_status_at: str | None = None
     remote_message: str | None = None
     remote_eta: str | None = None
+    raised_at: str | None = None
+    deliver_by: str | None = Field(default=None, description="No attempt after this time (deliver_within_seconds)")
+    expired_at: str | None = None
+    ack: str | None = Field(default=None, description="pending, acknowledged, overdue, late or stopped")
+    ack_due_at: str | None = None
+    acked_at: str | None = None
     updated_at: str
 
 

@@ -4,6 +4,7 @@ concurrent callbacks and dispatcher results never overwrite each other."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from chalicelib.db import orders as store
 from chalicelib.db.concurrency import retry_on_conflict
@@ -47,5 +48,24 @@ def apply_status(
             extra={"order_id": order_id, "from": order.status, "to": new_status, "source": source},
         )
         return changed, True
+
+    return retry_on_conflict(step)
+
+
+def amend(order_id: str, change: Callable[[Order], dict[str, Any] | None]) -> Order | None:
+    """Record something on the order that is not a status move (a timeline note, the overdue marker): `change`
+    returns the fields to update, or None when there is nothing to do (so a repeated call changes nothing).
+    Conditional on the version like every order write, re-decided on conflict; returns the order as stored."""
+
+    def step() -> Order | None:
+        order = store.get(order_id)
+        if order is None:
+            return None
+        fields = change(order)
+        if fields is None:
+            return order
+        changed = order.model_copy(update={**fields, "version": order.version + 1, "updated_at": iso()})
+        store.replace(changed, order.version)
+        return changed
 
     return retry_on_conflict(step)

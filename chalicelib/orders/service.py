@@ -157,12 +157,13 @@ def list_orders(
     status: str | None,
     limit: int,
     cursor: str | None,
+    overdue: bool = False,
 ) -> dict[str, Any]:
     if not principal.is_admin:
         if seller_id and seller_id != principal.seller_id:
             return OrderList(items=[], next_cursor=None).model_dump(mode="json")
         seller_id = principal.seller_id
-    page = store.list_orders(store.ListFilter(seller_id, user_id, status), limit, cursor)
+    page = store.list_orders(store.ListFilter(seller_id, user_id, status, overdue), limit, cursor)
     items = [to_resource(order, with_deliveries=False) for order in page.orders]
     return OrderList(items=items, next_cursor=page.next_cursor).model_dump(mode="json")
 

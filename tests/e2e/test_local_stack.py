@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,62 @@ def test_a_port_in_use_gets_a_clear_message(stack: dict[str, Any]) -> None:
     port = stack["api_url"].rsplit(":", 1)[1]
     second = start_another(ORDER_RELAY_PORT=port, ORDER_RELAY_STATE_DIR=str(stack["state"] / "other"))
     assert second.returncode == 1 and f"port {port} is in use" in second.stderr
+
+
+def test_an_unacknowledged_order_is_reported_overdue_within_10_seconds(
+    stack: dict[str, Any], aws: dict[str, Any]
+) -> None:
+    """The demo food-ordering partner must acknowledge within 3 s and never calls back for every third order it
+    receives: of three orders in a row, exactly one is reported overdue, to the seller only."""
+    sqs, sns = aws["sqs"], aws["sns"]
+    inboxes = {}
+    for audience in ("seller", "customer"):
+        url = sqs.create_queue(QueueName=f"e2e-{audience}-inbox")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(
+            TopicArn=stack["notifications_topic_arn"],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"FilterPolicy": json.dumps({"audience": [audience]})},
+        )
+        inboxes[audience] = url
+    ids = [call(stack, "POST", "/api/v1/orders", json=order_body()).json()["id"] for _ in range(3)]
+
+    def food_ordering(order_id: str) -> dict[str, Any]:
+        deliveries = call(stack, "GET", f"/api/v1/orders/{order_id}").json()["deliveries"]
+        return next((d for d in deliveries if d["integrator"] == "food-ordering"), {})
+
+    def windows_open() -> list[dict[str, Any]]:
+        states = [food_ordering(i) for i in ids]
+        return states if all(s.get("ack_due_at") for s in states) else []
+
+    due = {i: s["ack_due_at"] for i, s in zip(ids, eventually(windows_open, timeout=30), strict=True)}
+
+    def one_overdue() -> list[str]:
+        return [i for i in ids if food_ordering(i).get("ack") == "overdue"]
+
+    [silent] = eventually(one_overdue, timeout=15)
+    opened = datetime.fromisoformat(due[silent].replace("Z", "+00:00")).timestamp() - 3
+    assert time.time() - opened <= 10, "a 3-second window is reported within 10 seconds"
+    assert eventually(lambda: all(food_ordering(i)["ack"] == "acknowledged" for i in ids if i != silent))
+    listed = call(stack, "GET", "/api/v1/orders?delivery=overdue").json()["items"]
+    assert silent in [order["id"] for order in listed]
+    timeline = call(stack, "GET", f"/api/v1/orders/{silent}").json()["timeline"]
+    assert any(entry.get("event") == "delivery.unacknowledged" for entry in timeline)
+
+    def events(audience: str) -> list[str]:
+        batch = sqs.receive_message(QueueUrl=inboxes[audience], MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        return [json.loads(m["Body"])["MessageAttributes"]["event"]["Value"] for m in batch.get("Messages", [])]
+
+    seller_events: list[str] = []
+
+    def seller_alerted() -> bool:
+        seller_events.extend(events("seller"))
+        return "delivery.unacknowledged" in seller_events
+
+    eventually(seller_alerted)
+    customer_events = events("customer")
+    assert customer_events and "delivery.unacknowledged" not in customer_events
 
 
 def test_a_partner_outage_opens_its_circuit_and_every_order_arrives_after(stack: dict[str, Any]) -> None:

@@ -284,6 +284,8 @@ def test_customer_notifications_carry_attributes_and_push_bodies(
         "user_id": "u-1",
         "seller_id": "s-1",
         "event": "order.delivered",
+        "audience": "customer",
+        "integrator": "courier",
     }
     body = json.loads(last["Message"])  # a raw SQS subscriber receives the "default" entry
     assert body["order_id"] == order_id and "Delivered" in body["title"]

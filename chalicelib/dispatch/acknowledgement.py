@@ -1,0 +1,157 @@
+"""Acknowledgement of an accepted order. A 2xx only says a platform took the request; its callback says someone
+saw the order. The window opens when `order.created` is accepted, a queued check closes it (scheduled when it
+opens: no scan ever looks for overdue deliveries), and a callback answers it, in time or late.
+
+Every step is idempotent: the delivery row moves `pending -> overdue` under its revision, the timeline note and
+the overdue marker are written only if absent, and the seller alert has a stable notification id, so a duplicate
+or redelivered check publishes nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chalicelib import queue
+from chalicelib.db import deliveries as store
+from chalicelib.db import orders as order_store
+from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.dispatch import deadlines
+from chalicelib.domain import clock
+from chalicelib.domain.delivery import AckStatus, DeliveryState
+from chalicelib.domain.integrator import Integrator
+from chalicelib.domain.order import Order, TimelineEntry
+from chalicelib.domain.order_status import OrderStatus
+from chalicelib.messages import AckCheck
+from chalicelib.notifications import publisher
+from chalicelib.observability import count, logger
+from chalicelib.orders.progress import amend
+
+UNACKNOWLEDGED = "delivery.unacknowledged"
+
+
+def window(integrator: Integrator, state: DeliveryState, now: datetime) -> dict[str, Any]:
+    """The fields that open the window when `order.created` reached an integrator that must acknowledge it
+    (nothing when it need not, or when this order's window was already opened)."""
+    if integrator.ack_within_seconds is None or state.ack is not None:
+        return {}
+    due = deadlines.ack_due(now, integrator.ack_within_seconds)
+    return {"ack": AckStatus.PENDING, "ack_due_at": clock.iso(due)}
+
+
+def schedule_check(order_id: str, integrator: str, due_at: str, correlation_id: str | None) -> None:
+    """Queue the check for when the window closes (SQS delay, at most 15 minutes per hop)."""
+    check = AckCheck(order_id=order_id, integrator=integrator, due_at=due_at, correlation_id=correlation_id)
+    delay = deadlines.delay_until(clock.parse_iso(due_at), clock.utcnow()) or 0
+    queue.send(check, delay_seconds=delay, correlation_id=correlation_id)
+
+
+def handle_check(check: AckCheck) -> None:
+    """The window of one delivery closes: overdue unless a callback came or the order was cancelled."""
+    state = store.get_state(check.order_id, check.integrator)
+    if state is None or state.ack_due_at != check.due_at:
+        return  # another window (or none): this check is stale
+    if state.ack is AckStatus.PENDING:
+        delay = deadlines.delay_until(clock.parse_iso(check.due_at), clock.utcnow())
+        if delay is not None:  # a long window, or an early message: look again later
+            queue.send(check, delay_seconds=delay, correlation_id=check.correlation_id)
+            return
+        order = order_store.get(check.order_id)
+        if order is None:
+            return
+        if order.status == OrderStatus.CANCELLED:
+            _move(check, AckStatus.STOPPED)  # a cancelled order stops the clock: nothing to report
+            return
+        if not _move(check, AckStatus.OVERDUE):
+            return  # a callback won the race
+    elif state.ack is not AckStatus.OVERDUE:
+        return
+    # Overdue (now, or already by an earlier run of this check that may have stopped half-way): make sure the
+    # order records it and the seller is told; both are no-ops when already done.
+    _report_overdue(check)
+
+
+def _move(check: AckCheck, to: AckStatus) -> bool:
+    """`pending -> to` for this window, under the row's revision; False when something else answered first."""
+
+    def step() -> bool:
+        state = store.get_state(check.order_id, check.integrator)
+        if state is None or state.ack is not AckStatus.PENDING or state.ack_due_at != check.due_at:
+            return False
+        store.set_fields(state, ack=to.value)
+        return True
+
+    return retry_on_conflict(step)
+
+
+def _report_overdue(check: AckCheck) -> None:
+    message = f"{check.integrator} did not acknowledge the order by {check.due_at}"
+
+    def note(order: Order) -> dict[str, Any] | None:
+        noted = any(e.event == UNACKNOWLEDGED and e.source == check.integrator for e in order.timeline)
+        marked = check.integrator in order.overdue_integrators
+        # A callback may have come meanwhile (now `late`): the note stays true, the overdue listing would not.
+        current = store.get_state(check.order_id, check.integrator)
+        listed = current is not None and current.ack is AckStatus.OVERDUE
+        if noted and marked == listed:
+            return None
+        others = [name for name in order.overdue_integrators if name != check.integrator]
+        fields: dict[str, Any] = {"overdue_integrators": sorted([*others, check.integrator] if listed else others)}
+        if not noted:
+            entry = TimelineEntry(status=order.status, source=check.integrator, message=message, event=UNACKNOWLEDGED)
+            fields["timeline"] = [*order.timeline, entry]
+        return fields
+
+    order = amend(check.order_id, note)
+    if order is None:
+        return
+    logger.info(
+        "acknowledgement overdue",
+        extra={"order_id": order.id, "integrator": check.integrator, "ack_due_at": check.due_at},
+    )
+    count("AcknowledgementOverdue")
+    publisher.notify(
+        order,
+        UNACKNOWLEDGED,
+        f"{check.integrator} accepted order {order.id} but has not confirmed it (due {check.due_at}). "
+        "Check with the partner that the kitchen has it.",
+        key=f"{check.integrator}:{check.due_at}",
+        data={"integrator": check.integrator, "ack_due_at": check.due_at},
+        audience="seller",
+    )
+
+
+def on_callback(order_id: str, integrator: str) -> AckStatus | None:
+    """A callback from `integrator` about `order_id` answers its window: acknowledged in time, or late. Returns
+    the new acknowledgement state, None when there was nothing to answer."""
+    now = clock.utcnow()
+
+    def step() -> tuple[AckStatus | None, AckStatus | None]:
+        state = store.get_state(order_id, integrator)
+        if state is None:
+            return None, None
+        answered = deadlines.ack_after_callback(state.ack, state.ack_due_at, now)
+        if answered is not None:
+            store.set_fields(state, ack=answered.value, acked_at=clock.iso(now))
+        return answered, state.ack
+
+    answered, before = retry_on_conflict(step)
+    if before is AckStatus.OVERDUE:
+        # Acknowledged after all: no longer listed as overdue (the timeline keeps that it was).
+        amend(order_id, lambda order: _unmark(order, integrator))
+    if answered is not None:
+        logger.info("acknowledgement", extra={"order_id": order_id, "integrator": integrator, "ack": answered.value})
+    return answered
+
+
+def _unmark(order: Order, integrator: str) -> dict[str, Any] | None:
+    if integrator not in order.overdue_integrators:
+        return None
+    return {"overdue_integrators": [name for name in order.overdue_integrators if name != integrator]}
+
+
+def check_later(state: DeliveryState, correlation_id: str | None) -> None:
+    """Queue the check of the window open on `state`, if any. Also called for a redelivered job, in case a crash
+    came between opening the window and queueing its check: a duplicate check is harmless."""
+    if state.ack is AckStatus.PENDING and state.ack_due_at is not None:
+        schedule_check(state.order_id, state.integrator, state.ack_due_at, correlation_id)
