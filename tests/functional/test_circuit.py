@@ -146,8 +146,10 @@ def test_a_circuit_open_too_long_disables_the_integrator_and_says_so(
     configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="30", CIRCUIT_DISABLE_AFTER_SECONDS="120")
     fake.default("/down", Reply(503))
     register(api, "down", fake.url("/down"))
-    waiting = [new_order(api), new_order(api)]
-    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    waiting = [new_order(api)]
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # the first order's failure opens the circuit
+    waiting.append(new_order(api))
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # the second one waits
     notifications(phone)
 
     later(200)
@@ -162,8 +164,8 @@ def test_a_circuit_open_too_long_disables_the_integrator_and_says_so(
     # Enabling it again resumes what waited.
     fake.default("/down", Reply(200, json={}))
     assert api.patch("/api/v1/integrators/down", {"enabled": True}).status_code == 200
-    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
-    assert delivery(api, waiting[1], "down")["status"] == "delivered"
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"], settle_seconds=2)  # and the first order's delayed retry
+    assert [delivery(api, order_id, "down")["status"] for order_id in waiting] == ["delivered", "delivered"]
     assert health(api, "down")["circuit"] == "closed"
 
 
