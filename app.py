@@ -8,9 +8,11 @@ from typing import Any
 from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, Request, Response, SQSEvent
 
 from chalicelib.api import handlers
+from chalicelib.api.console import console
 from chalicelib.api.http import Router
 
 app = Chalice(app_name="order-relay", configure_logs=False)
+app.register_blueprint(console)
 # The queue name is needed when the app is loaded for deployment; stages set it in .chalice/config.json.
 ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME", "order-relay-dev-orders")
 DISPATCH_MAX_CONCURRENCY = int(os.environ.get("DISPATCH_MAX_CONCURRENCY", "5"))
