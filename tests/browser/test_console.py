@@ -207,6 +207,48 @@ def test_integrators_show_health_and_can_be_disabled_enabled_and_replayed(
     screenshot(page, "integrators")
 
 
+def test_integrator_health_columns_show_the_documented_health_answer(
+    page: Any, stack: Stack, sign_in: Callable[..., None]
+) -> None:
+    """GET /integrators/{name}/health is not in this API yet: its documented answer is stood in for here, so the
+    columns are known to read it; an integrator whose health cannot be read still shows a dash."""
+    health = {
+        "circuit": "open",
+        "consecutive_failures": 5,
+        "opened_at": "2026-11-25T10:00:00Z",
+        "next_probe_at": "2026-11-25T10:00:30Z",
+        "waiting": 7,
+        "last_error": "HTTPError: HTTP 503 <b>not bold</b>",
+        "window": {
+            "minutes": 60,
+            "attempts": 40,
+            "delivered": 30,
+            "failed": 10,
+            "success_rate": 0.75,
+            "p50_ms": 120.0,
+            "p95_ms": 870.4,
+        },
+    }
+
+    def answer(route: Any) -> None:
+        if "/integrators/loyalty/health" in route.request.url:
+            route.fulfill(json=health)
+        else:
+            route.fulfill(status=404, json={"error": {"code": "not_found", "message": "no health", "details": []}})
+
+    page.route(re.compile(r"/api/v1/integrators/[^/]+/health$"), answer)
+    sign_in(page)
+    page.get_by_role("link", name="Integrators").click()
+    row = page.locator("tr[data-integrator='loyalty']")
+    expect(row.locator("td").nth(2)).to_contain_text("open")
+    expect(row.locator("td").nth(3)).to_have_text("75 %")
+    expect(row.locator("td").nth(4)).to_have_text("870 ms")
+    expect(row.locator("td").nth(5)).to_have_text("7")
+    expect(row.locator("td").nth(6)).to_have_text("HTTPError: HTTP 503 <b>not bold</b>")
+    expect(page.locator("tr[data-integrator='delivery'] td").nth(2)).to_have_text("—")
+    expect(page.get_by_role("alert")).to_have_count(0)
+
+
 def test_the_list_refreshes_itself_and_keeps_the_operators_place(
     page: Any, stack: Stack, sign_in: Callable[..., None]
 ) -> None:

@@ -14,6 +14,7 @@
   const FAST_REFRESH_MS = 1000;
   const FAST_AFTER_ACTION_MS = 15000;
   const DETAIL_MAX_AGE_MS = 30000;
+  const HEALTH_RECHECK_MS = 60000;
   const DETAIL_CONCURRENCY = 4;
   const PAGE_SIZE = 20;
   const ORDER_STATUSES = ['pending', 'dispatched', 'accepted', 'preparing', 'ready', 'picked_up', 'delivered',
@@ -37,6 +38,7 @@
     fastUntil: 0,
     orders: { filterKey: '', cursors: [null], page: 0 },
     details: new Map(),
+    healthMissing: new Map(),
   };
 
   // --- small DOM helpers: text only ------------------------------------------------------------------------
@@ -791,12 +793,15 @@
     }
 
     // Health comes from GET /integrators/{name}/health; a deployment without that route answers 404 (or API
-    // Gateway's 403 for an unknown path), and the columns show a dash instead of an error.
+    // Gateway's 403 for an unknown path): the columns show a dash instead of an error, and the route is asked
+    // again for that integrator only after HEALTH_RECHECK_MS.
     async function healthOf(name) {
+      if (Date.now() < (state.healthMissing.get(name) || 0)) return null;
       try {
         return await api('GET', 'integrators/' + enc(name) + '/health');
       } catch (error) {
         if (error.status === 401) throw error;
+        if (error.status === 403 || error.status === 404) state.healthMissing.set(name, Date.now() + HEALTH_RECHECK_MS);
         return null;
       }
     }
