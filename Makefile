@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app.py chalicelib
+	$(BIN)/mypy app.py chalicelib tools infra bench tests
 
 # The console's browser tests drive Debian's Chromium (no browser download). As root it is installed when missing;
 # otherwise the target stops with the command to run, rather than skipping those tests.

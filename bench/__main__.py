@@ -30,7 +30,7 @@ def cold_start() -> None:
     rows = [
         ("import app (API, authorizer, every function)", _import_ms("import app")),
         ("import app + orders service (API request path)", _import_ms("import app; import chalicelib.orders.service")),
-        ("import app + dispatcher (SQS function)", _import_ms("import app; import chalicelib.dispatch.worker")),
+        ("import app + dispatcher (SQS function)", _import_ms("import app; import chalicelib.dispatch.batch")),
         ("import app + callbacks", _import_ms("import app; import chalicelib.callbacks")),
     ]
     print(f"\nCold-start imports, median of {RUNS} fresh interpreters")

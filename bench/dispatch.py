@@ -56,10 +56,11 @@ def _run(orders: int, integrators: int, delay: float) -> tuple[float, float]:
     import boto3
 
     import app as application
-    from chalicelib.dispatch import sender
-    from chalicelib.integrators.registry import CreateIntegratorRequest, create_integrator, load_integrators
+    from chalicelib.dispatch import transport as sender
+    from chalicelib.domain.identity import Principal, Role
+    from chalicelib.integrators.models import CreateIntegratorRequest
+    from chalicelib.integrators.registry import create_integrator, load_integrators
     from chalicelib.orders import service
-    from chalicelib.orders.domain import Principal, Role
     from chalicelib.orders.models import CreateOrderRequest
     from tests.support.fake_integrator import FakeIntegrator, Reply
     from tools.localstack import example_order
@@ -97,9 +98,10 @@ def _run(orders: int, integrators: int, delay: float) -> tuple[float, float]:
         url = os.environ["ORDERS_QUEUE_URL"]
         messages: list[dict[str, Any]] = []
         while len(messages) < orders:
-            messages += sqs.receive_message(
+            received = sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
             ).get("Messages", [])
+            messages += [dict(message) for message in received]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the invocation's EMF metrics line

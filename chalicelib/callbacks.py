@@ -11,17 +11,19 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from chalicelib.db import deliveries as delivery_store
 from chalicelib.db import orders as order_store
+from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.domain import order_status as lifecycle
+from chalicelib.domain.clock import iso
+from chalicelib.domain.identifiers import Identifier
+from chalicelib.domain.order import Order
+from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, Unauthorized
 from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import registry
 from chalicelib.integrators.signing import SignatureError, verify
 from chalicelib.notifications import publisher
 from chalicelib.observability import count, logger
-from chalicelib.orders import status as lifecycle
-from chalicelib.orders.domain import Order, iso
-from chalicelib.orders.models import Identifier
 from chalicelib.orders.progress import apply_status
-from chalicelib.orders.status import OrderStatus
 from chalicelib.validation import MAX_BODY_BYTES, field_errors
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
@@ -104,7 +106,7 @@ def _refuse(code: str, message: str, status_code: int = 409) -> dict[str, Any]:
 def _apply(data: dict[str, Any]) -> dict[str, Any]:
     integrator, update = data["integrator"], CallbackRequest.model_validate(data["body"])
     state = delivery_store.get_state(update.order_id, integrator)
-    if state is None or not state["has_order"]:
+    if state is None or not state.has_order:
         return _refuse("not_found", f"order {update.order_id} was never delivered to {integrator}", 404)
     order = order_store.get(update.order_id)
     if order is None:
@@ -157,16 +159,16 @@ def _store_remote(
     """Keep the report on the integrator's delivery if it moves that integrator forward (unknown statuses are
     kept but never count as progress). Checked and written under the row's revision, so two concurrent reports
     from one integrator cannot store a regression. Returns (stored, the integrator's previous progress)."""
-    for _ in range(8):
+
+    def step() -> tuple[bool, str]:
         state = delivery_store.get_state(order_id, integrator)
-        assert state is not None
-        previous = state["remote_progress"] or OrderStatus.DISPATCHED
+        if state is None:
+            raise LookupError(f"delivery {order_id}/{integrator} vanished")
+        previous = state.remote_progress or OrderStatus.DISPATCHED
         if known is not None and not lifecycle.can_move(previous, known):
             return False, previous
-        if delivery_store.set_fields(
-            order_id,
-            integrator,
-            state["revision"],
+        delivery_store.set_fields(
+            state,
             remote_status=update.status,
             remote_progress=known.value if known is not None else None,
             remote_status_at=iso(),
@@ -174,9 +176,10 @@ def _store_remote(
             remote_eta=update.eta,
             remote_details=update.details,
             external_id=update.external_id,
-        ):
-            return True, previous
-    raise delivery_store.StateConflict(f"delivery {order_id}/{integrator} keeps changing")
+        )
+        return True, previous
+
+    return retry_on_conflict(step)
 
 
 def _advance(order: Order, integrator: str, status: OrderStatus, message: str | None) -> tuple[Order | None, bool]:
@@ -189,9 +192,9 @@ def _advance(order: Order, integrator: str, status: OrderStatus, message: str | 
     def nobody_else_carries_it(current: Order) -> bool:
         states = delivery_store.list_states(current.id)
         return all(
-            s["integrator"] == integrator
-            or not s["has_order"]
-            or s["remote_progress"] in (OrderStatus.REJECTED, OrderStatus.CANCELLED)
+            s.integrator == integrator
+            or not s.has_order
+            or s.remote_progress in (OrderStatus.REJECTED, OrderStatus.CANCELLED)
             for s in states
         )
 

@@ -53,8 +53,3 @@ class Conflict(DomainError):
 class PreconditionFailed(DomainError):
     status_code = 412
     code = "precondition_failed"
-
-
-class PreconditionRequired(DomainError):
-    status_code = 428
-    code = "precondition_required"

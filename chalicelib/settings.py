@@ -12,6 +12,9 @@ from functools import cache
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+# The dispatcher's SQS event source concurrency when a stage does not set DISPATCH_MAX_CONCURRENCY.
+DEFAULT_DISPATCH_MAX_CONCURRENCY = 5
+
 
 class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: fail loudly at first use, never guess a name."""

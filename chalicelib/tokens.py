@@ -13,9 +13,10 @@ import secrets
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from chalicelib.db import tokens as store
-from chalicelib.db.records import TokenRecord
-from chalicelib.orders.domain import Principal, Role, iso
-from chalicelib.orders.models import Identifier
+from chalicelib.domain.clock import iso
+from chalicelib.domain.identifiers import Identifier
+from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.token import StoredToken
 from chalicelib.settings import get_settings
 
 _TOKEN = re.compile(r"^orl_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
@@ -55,7 +56,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _view(record: TokenRecord) -> TokenView:
+def _view(record: StoredToken) -> TokenView:
     return TokenView(
         id=record.token_id,
         role=Role(record.role),
@@ -68,7 +69,7 @@ def _view(record: TokenRecord) -> TokenView:
 
 def issue_token(request: CreateTokenRequest) -> IssuedToken:
     token_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    record = TokenRecord(
+    record = StoredToken(
         token_id=token_id,
         secret_sha256=_digest(secret),
         role=request.role.value,

@@ -73,6 +73,7 @@ IDEMPOTENCY_SCHEMA = {
 
 def _table_properties(name: str, models: tuple[type[Model], ...]) -> dict[str, Any]:
     if not models:
+        indexes: list[Any]
         definitions, keys, indexes, ttl = (
             IDEMPOTENCY_SCHEMA["AttributeDefinitions"],
             IDEMPOTENCY_SCHEMA["KeySchema"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -49,6 +49,23 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         reset_all()
         yield env
         reset_all()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch, aws: dict[str, str]) -> Callable[..., None]:
+    """Change service settings for one test: `configure(DISPATCH_RETRY_DELAYS="0")` sets (None: removes) the
+    variables and makes the service read its settings again (cached per process, as in a Lambda container)."""
+    from chalicelib.settings import reset_settings
+
+    def apply(**env: str | None) -> None:
+        for name, value in env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        reset_settings()
+
+    return apply
 
 
 @pytest.fixture
@@ -117,35 +134,6 @@ def seller_token(api: Api) -> str:
     return str(response.json_body["token"])
 
 
-def order_body(seller_id: str = "s-1", user_id: str = "u-1", **order: Any) -> dict[str, Any]:
-    """A valid create body in the seed's shape (without order.id)."""
-    return {
-        "user": {
-            "id": user_id,
-            "phone": "+962790000000",
-            "name": "Lina",
-            "email": "lina@example.com",
-            "lat": 31.95,
-            "lng": 35.91,
-        },
-        "seller": {
-            "id": seller_id,
-            "phone": "+962780000000",
-            "name": "Falafel House",
-            "email": "shop@example.com",
-            "lat": 31.96,
-            "lng": 35.92,
-        },
-        "order": {
-            "datetime": "2026-11-24T10:00:00+02:00",
-            "timezone": "Asia/Amman",
-            "user_note": "no onions",
-            "items": [{"id": "i-1", "name": "Falafel wrap", "quantity": 2}],
-            **order,
-        },
-    }
-
-
 def queue_messages(queue_url: str, max_messages: int = 10) -> list[dict[str, Any]]:
     """Drain what is visible on a queue now (moto, no waiting)."""
     import boto3
@@ -158,6 +146,6 @@ def queue_messages(queue_url: str, max_messages: int = 10) -> list[dict[str, Any
         ).get("Messages", [])
         if not batch:
             return found
-        found.extend(batch)
+        found.extend(dict(message) for message in batch)
         for message in batch:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -11,7 +11,7 @@ def reset_all() -> None:
     from chalicelib import queue
     from chalicelib.aws import reset_clients
     from chalicelib.db.records import unbind_tables
-    from chalicelib.dispatch import sender
+    from chalicelib.dispatch import authentication
     from chalicelib.idempotency import reset_idempotency
     from chalicelib.settings import reset_settings
 
@@ -20,5 +20,5 @@ def reset_all() -> None:
     unbind_tables()
     reset_idempotency()
     parameters.clear_caches()
-    sender.tokens.clear()
+    authentication.tokens.clear()
     queue.forget_resolved()

@@ -170,7 +170,7 @@ def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
     sqs = boto3.client("sqs", region_name=REGION)
     threads = []
     for source in sqs_event_sources(app):
-        url = sqs.get_queue_url(QueueName=source.queue)["QueueUrl"]
+        url = sqs.get_queue_url(QueueName=str(source.queue))["QueueUrl"]
 
         def loop(url: str = url, name: str = source.name) -> None:
             while not stop.is_set():
@@ -376,32 +376,9 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
 
 
 def example_order() -> str:
-    return json.dumps(
-        {
-            "user": {
-                "id": "u-1",
-                "phone": "+962790000000",
-                "name": "Lina",
-                "email": "lina@example.com",
-                "lat": 31.95,
-                "lng": 35.91,
-            },
-            "seller": {
-                "id": "s-1",
-                "phone": "+962780000000",
-                "name": "Falafel House",
-                "email": "shop@example.com",
-                "lat": 31.96,
-                "lng": 35.92,
-            },
-            "order": {
-                "datetime": "2026-11-24T10:00:00+02:00",
-                "timezone": "Asia/Amman",
-                "user_note": "no onions",
-                "items": [{"id": "i-1", "name": "Falafel wrap", "quantity": 2}],
-            },
-        }
-    )
+    from tools.sample_order import SAMPLE_ORDER
+
+    return json.dumps(SAMPLE_ORDER)
 
 
 def banner(stack: dict[str, Any], seconds: float) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chalicelib.settings import DEFAULT_DISPATCH_MAX_CONCURRENCY  # noqa: E402
 from infra.policies import FUNCTIONS, policy_document  # noqa: E402
 from infra.resources import template  # noqa: E402
 
@@ -120,7 +121,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "build" / "package"))
     args = parser.parse_args()
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    concurrency = int(config["stages"][args.stage]["environment_variables"].get("DISPATCH_MAX_CONCURRENCY", "10"))
+    concurrency = int(
+        config["stages"][args.stage]["environment_variables"].get(
+            "DISPATCH_MAX_CONCURRENCY", DEFAULT_DISPATCH_MAX_CONCURRENCY
+        )
+    )
     build = ROOT / "build"
     build.mkdir(exist_ok=True)
     merge = build / f"merge-{args.stage}.json"

@@ -10,8 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Chalice
-from chalice.app import SQSEventConfig
+from chalice.app import Chalice, SQSEventConfig
 from chalice.local import LambdaContext
 
 

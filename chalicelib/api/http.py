@@ -1,4 +1,4 @@
-"""The one place where HTTP meets the domain: route registration, principal, errors -> JSON responses."""
+"""Where HTTP meets the domain: route tables, the caller's principal, and domain errors as JSON responses."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from chalice.app import AuthResponse, Chalice, Request, Response
 
+from chalicelib.domain.identity import Principal, Role
 from chalicelib.errors import DomainError, Forbidden, InvalidInput, Unauthorized
 from chalicelib.observability import logger
-from chalicelib.orders.domain import Principal, Role
 
 JSON = "application/json"
 View = Callable[..., Response]
@@ -74,16 +74,17 @@ def version_header(request: Request, name: str = "If-Match") -> int | None:
     return int(match.group(1))
 
 
-class Router:
-    """`app.route` plus the rules every route shares: bearer auth (or none for public routes), role check,
-    JSON errors for every domain error, and a correlation id on every log line."""
+class RouteTable:
+    """One resource's routes, declared beside their bodies and attached to the app in app.py with the bearer
+    authorizer. Every route shares the same rules: bearer auth (none for public routes), the admin check, a
+    correlation id on every log line, and each domain error answered as JSON."""
 
-    def __init__(self, app: Chalice, authorizer: Any, prefix: str = "/api/v1") -> None:
-        self._app = app
-        self._authorizer = authorizer
+    def __init__(self, prefix: str = "/api/v1") -> None:
         self._prefix = prefix
+        self._routes: list[tuple[str, list[str], bool, bool, list[str], View]] = []
+        self.app: Chalice | None = None
 
-    def __call__(
+    def route(
         self,
         path: str,
         methods: list[str],
@@ -92,32 +93,41 @@ class Router:
         public: bool = False,
         content_types: list[str] | None = None,
     ) -> Callable[[View], View]:
-        def register(view: View) -> View:
-            @functools.wraps(view)
-            def wrapper(**params: Any) -> Response:
-                request = self._app.current_request
-                assert request is not None
-                logger.set_correlation_id(correlation_id(request))
-                try:
-                    if not public:
-                        principal = principal_of(request)
-                        if admin_only and not principal.is_admin:
-                            raise Forbidden("this route needs an admin token")
-                    return view(request, **params)
-                except DomainError as error:
-                    if error.status_code >= 500:
-                        logger.exception("request failed")
-                    return error_response(error)
+        def declare(view: View) -> View:
+            self._routes.append((path, methods, admin_only, public, content_types or [JSON], view))
+            return view
 
-            self._app.route(
+        return declare
+
+    def attach(self, app: Chalice, authorizer: Any) -> None:
+        self.app = app
+        for path, methods, admin_only, public, content_types, view in self._routes:
+            app.route(
                 self._prefix + path,
                 methods=methods,
-                authorizer=None if public else self._authorizer,
-                content_types=content_types or [JSON],
-            )(wrapper)
-            return wrapper
+                authorizer=None if public else authorizer,
+                content_types=content_types,
+            )(_guarded(app, view, admin_only=admin_only, public=public))
 
-        return register
+
+def _guarded(app: Chalice, view: View, *, admin_only: bool, public: bool) -> View:
+    @functools.wraps(view)
+    def wrapper(**params: Any) -> Response:
+        request = app.current_request
+        assert request is not None
+        logger.set_correlation_id(correlation_id(request))
+        try:
+            if not public:
+                principal = principal_of(request)
+                if admin_only and not principal.is_admin:
+                    raise Forbidden("this route needs an admin token")
+            return view(request, **params)
+        except DomainError as error:
+            if error.status_code >= 500:
+                logger.exception("request failed")
+            return error_response(error)
+
+    return wrapper
 
 
 def allow(principal: Principal) -> AuthResponse:

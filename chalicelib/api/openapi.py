@@ -10,8 +10,8 @@ from chalice.app import Chalice
 from pydantic import BaseModel
 
 from chalicelib.callbacks import CallbackRequest
-from chalicelib.dispatch.history import ReplayRequest
-from chalicelib.integrators.registry import CreateIntegratorRequest, IntegratorView, UpdateIntegratorRequest
+from chalicelib.dispatch.redelivery import ReplayRequest
+from chalicelib.integrators.models import CreateIntegratorRequest, IntegratorView, UpdateIntegratorRequest
 from chalicelib.orders.models import CreateOrderRequest, ErrorResponse, OrderList, OrderPatch, OrderResource
 from chalicelib.tokens import CreateTokenRequest, IssuedToken
 

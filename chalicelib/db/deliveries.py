@@ -6,72 +6,43 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib.db.records import AttemptRecord, DeliveryRecord, condition_failed, ensure_bound
+from chalicelib.db.concurrency import StaleWrite, condition_failed
+from chalicelib.db.records import AttemptRecord, DeliveryRecord, ensure_bound
+from chalicelib.domain.delivery import DeliveryState
 
 STATE = "state#"
 ATTEMPT = "attempt#"
+FIELDS = tuple(name for name in DeliveryState.model_fields if name != "order_id")
 
 
-class StateConflict(Exception):
-    """A delivery row kept changing under a read-modify-write; the caller's retry will succeed."""
+def _to_domain(record: DeliveryRecord) -> DeliveryState:
+    return DeliveryState.model_validate({"order_id": record.order_id, **{n: getattr(record, n) for n in FIELDS}})
 
 
-FIELDS = (
-    "integrator",
-    "status",
-    "event",
-    "webhook_id",
-    "attempts",
-    "has_order",
-    "delivered_webhook_ids",
-    "last_status_code",
-    "last_error",
-    "next_attempt_at",
-    "response",
-    "external_id",
-    "remote_status",
-    "remote_progress",
-    "remote_status_at",
-    "remote_message",
-    "remote_eta",
-    "remote_details",
-    "updated_at",
-    "revision",
-)
-
-
-def _as_dict(record: DeliveryRecord) -> dict[str, Any]:
-    data = {name: getattr(record, name) for name in FIELDS}
-    data["order_id"] = record.order_id
-    for name in ("attempts", "revision", "last_status_code"):
-        if data[name] is not None:
-            data[name] = int(data[name])
-    return data
-
-
-def get_state(order_id: str, integrator: str) -> dict[str, Any] | None:
+def get_state(order_id: str, integrator: str) -> DeliveryState | None:
     ensure_bound()
     try:
-        return _as_dict(DeliveryRecord.get(order_id, STATE + integrator, consistent_read=True))
+        return _to_domain(DeliveryRecord.get(order_id, STATE + integrator, consistent_read=True))
     except DeliveryRecord.DoesNotExist:
         return None
 
 
-def list_states(order_id: str) -> list[dict[str, Any]]:
+def list_states(order_id: str) -> list[DeliveryState]:
     ensure_bound()
     query = DeliveryRecord.query(order_id, DeliveryRecord.sk.startswith(STATE), consistent_read=True)
-    return [_as_dict(record) for record in query]
+    return [_to_domain(record) for record in query]
 
 
-def put_state(state: dict[str, Any], expected_revision: int | None) -> bool:
-    """Write the whole state row if its revision is still `expected_revision` (None: the row must not exist)."""
+def put_state(state: DeliveryState, expected_revision: int | None) -> DeliveryState:
+    """Write the whole row if its revision is still `expected_revision` (None: the row must not exist yet).
+    Returns the state as stored (next revision); raises StaleWrite otherwise."""
     ensure_bound()
-    values: dict[str, Any] = {name: state.get(name) for name in FIELDS}
-    values["revision"] = (expected_revision or 0) + 1
-    values["integrator_status"] = f"{state['integrator']}#{state['status']}"
-    record = DeliveryRecord(state["order_id"], STATE + state["integrator"], **values)
+    stored = state.model_copy(update={"revision": (expected_revision or 0) + 1})
+    values: dict[str, Any] = stored.model_dump(mode="json", exclude={"order_id"})
+    values["integrator_status"] = f"{stored.integrator}#{stored.status}"
+    record = DeliveryRecord(stored.order_id, STATE + stored.integrator, **values)
     condition = (
         DeliveryRecord.sk.does_not_exist()
         if expected_revision is None
@@ -79,28 +50,28 @@ def put_state(state: dict[str, Any], expected_revision: int | None) -> bool:
     )
     try:
         record.save(condition=condition)
-    except Exception as exc:
+    except PutError as exc:
         if condition_failed(exc):
-            return False
+            raise StaleWrite(f"delivery {stored.order_id}/{stored.integrator}") from exc
         raise
-    state["revision"] = values["revision"]
-    return True
+    return stored
 
 
-def set_fields(order_id: str, integrator: str, expected_revision: int, **fields: Any) -> bool:
+def set_fields(state: DeliveryState, **fields: Any) -> None:
+    """Change a few fields of `state`'s row, conditional on its revision; raises StaleWrite if it moved.
+    Fields given as None are left as they are."""
     ensure_bound()
-    record = DeliveryRecord(order_id, STATE + integrator)
+    record = DeliveryRecord(state.order_id, STATE + state.integrator)
     if fields.get("status"):
-        fields["integrator_status"] = f"{integrator}#{fields['status']}"
+        fields["integrator_status"] = f"{state.integrator}#{fields['status']}"
     actions = [getattr(DeliveryRecord, name).set(value) for name, value in fields.items() if value is not None]
-    actions.append(DeliveryRecord.revision.set(expected_revision + 1))
+    actions.append(DeliveryRecord.revision.set(state.revision + 1))
     try:
-        record.update(actions=actions, condition=DeliveryRecord.revision == expected_revision)
+        record.update(actions=actions, condition=DeliveryRecord.revision == state.revision)
     except UpdateError as exc:
         if condition_failed(exc):
-            return False
+            raise StaleWrite(f"delivery {state.order_id}/{state.integrator}") from exc
         raise
-    return True
 
 
 def add_attempt(order_id: str, moment: datetime, retention_days: int, **fields: Any) -> None:
@@ -132,10 +103,10 @@ def list_attempts(order_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def find(integrator: str, status: str, since: str, until: str, limit: int = 500) -> list[dict[str, Any]]:
+def find(integrator: str, status: str, since: str, until: str, limit: int = 500) -> list[DeliveryState]:
     """Deliveries of `integrator` in `status` last changed between `since` and `until` (one index Query)."""
     ensure_bound()
     query = DeliveryRecord.by_integrator_status.query(
         f"{integrator}#{status}", DeliveryRecord.updated_at.between(since, until), limit=limit
     )
-    return [_as_dict(record) for record in query]
+    return [_to_domain(record) for record in query]

@@ -1,46 +1,66 @@
-"""Integrator configuration rows (secrets are never here)."""
+"""Integrator configuration rows (secrets are never here), in and out as `IntegratorConfig`."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from pynamodb.exceptions import PutError
+from pynamodb.expressions.condition import Condition
 
-from chalicelib.db.records import IntegratorRecord, condition_failed, ensure_bound
+from chalicelib.db.concurrency import StaleWrite, condition_failed
+from chalicelib.db.records import IntegratorRecord, ensure_bound
+from chalicelib.domain.integrator import IntegratorConfig
 
 
-def insert(record: IntegratorRecord) -> bool:
+def _to_domain(record: IntegratorRecord) -> IntegratorConfig:
+    return IntegratorConfig(
+        name=record.name,
+        url=record.url,
+        auth_type=record.auth_type,
+        auth_params=dict(record.auth_params or {}),
+        events=list(record.events),
+        seller_ids=list(record.seller_ids) if record.seller_ids is not None else None,
+        enabled=bool(record.enabled),
+        timeout_seconds=float(record.timeout_seconds),
+        secret_name=record.secret_name,
+        version=int(record.version),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _save(config: IntegratorConfig, condition: Condition) -> None:
     ensure_bound()
     try:
-        record.save(condition=IntegratorRecord.name.does_not_exist())
+        IntegratorRecord(**asdict(config)).save(condition=condition)
     except PutError as exc:
         if condition_failed(exc):
-            return False
+            raise StaleWrite(f"integrator {config.name}") from exc
         raise
-    return True
 
 
-def replace(record: IntegratorRecord, expected_version: int) -> bool:
+def insert(config: IntegratorConfig) -> None:
+    """Raises StaleWrite when the name is taken."""
+    _save(config, IntegratorRecord.name.does_not_exist())
+
+
+def replace(config: IntegratorConfig, expected_version: int) -> None:
+    """Raises StaleWrite when the stored row is no longer at `expected_version`."""
+    _save(config, IntegratorRecord.version == expected_version)
+
+
+def get(name: str) -> IntegratorConfig | None:
     ensure_bound()
     try:
-        record.save(condition=IntegratorRecord.version == expected_version)
-    except PutError as exc:
-        if condition_failed(exc):
-            return False
-        raise
-    return True
-
-
-def get(name: str) -> IntegratorRecord | None:
-    ensure_bound()
-    try:
-        return IntegratorRecord.get(name)
+        return _to_domain(IntegratorRecord.get(name))
     except IntegratorRecord.DoesNotExist:
         return None
 
 
-def list_all() -> list[IntegratorRecord]:
+def list_all() -> list[IntegratorConfig]:
     """A handful of rows (one per partner platform): a Scan of this small table is the right tool."""
     ensure_bound()
-    return list(IntegratorRecord.scan())
+    return [_to_domain(record) for record in IntegratorRecord.scan()]
 
 
 def delete(name: str) -> None:

@@ -1,4 +1,5 @@
-"""Order storage: every write is conditional on the version it read, every list page is one Query."""
+"""Order storage: every write is conditional on the version it read (StaleWrite otherwise), every list page is
+one Query."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from typing import Any
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.condition import Condition
 
-from chalicelib.db.records import OrderRecord, condition_failed, ensure_bound
+from chalicelib.db.concurrency import StaleWrite, condition_failed
+from chalicelib.db.records import OrderRecord, ensure_bound
+from chalicelib.domain.events import OrderEvent
+from chalicelib.domain.order import Order
 from chalicelib.errors import MalformedRequest
-from chalicelib.orders.domain import Order, OrderEvent
 
 OUTBOX_PENDING = "pending"
-
-
-class VersionConflict(Exception):
-    """The record changed since it was read (or does not exist / already exists)."""
 
 
 def _to_domain(record: OrderRecord) -> Order:
@@ -67,7 +66,7 @@ def insert(order: Order) -> None:
         _to_record(order).save(condition=OrderRecord.id.does_not_exist())
     except PutError as exc:
         if condition_failed(exc):
-            raise VersionConflict(order.id) from exc
+            raise StaleWrite(f"order {order.id}") from exc
         raise
 
 
@@ -78,7 +77,7 @@ def replace(order: Order, expected_version: int) -> None:
         _to_record(order).save(condition=OrderRecord.version == expected_version)
     except PutError as exc:
         if condition_failed(exc):
-            raise VersionConflict(order.id) from exc
+            raise StaleWrite(f"order {order.id}") from exc
         raise
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel
-
 from chalicelib import queue
 from chalicelib.aws import sns
+from chalicelib.domain.order import Order
 from chalicelib.idempotency import run_once
+from chalicelib.messages import Notification
 from chalicelib.observability import count, logger
-from chalicelib.orders.domain import Order
 
 RETRY_DELAY_SECONDS = 30
 
@@ -32,20 +31,6 @@ TITLES = {
     "order.failed": "Order could not be placed",
     "delivery.failed": "Delivery problem",
 }
-
-
-class Notification(BaseModel):
-    """Also the queue message used to retry a failed publish."""
-
-    kind: str = "notification"
-    notification_id: str
-    event: str
-    order_id: str
-    user_id: str
-    seller_id: str
-    seller_name: str
-    text: str
-    data: dict[str, Any] = {}
 
 
 def build(order: Order, event: str, text: str, *, key: str, data: dict[str, Any] | None = None) -> Notification:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-Identifier = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")
-]
+from chalicelib.domain.identifiers import Identifier
+
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()-]{3,31}$")]
 
@@ -143,14 +142,6 @@ class OrderList(BaseModel):
     next_cursor: str | None
 
 
-class IntegratorPayload(BaseModel):
-    """Exactly what an integrator receives: the seed's JSON shape."""
-
-    user: Party
-    seller: Party
-    order: OrderDetailsOut
-
-
 class ErrorDetail(BaseModel):
     field: str | None = None
     message: str
@@ -165,17 +156,3 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
-
-OrderStatusName = Literal[
-    "pending",
-    "dispatched",
-    "accepted",
-    "preparing",
-    "ready",
-    "picked_up",
-    "delivered",
-    "rejected",
-    "cancelled",
-    "failed",
-]

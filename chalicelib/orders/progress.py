@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chalicelib.db import orders as store
+from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.domain import order_status as lifecycle
+from chalicelib.domain.clock import iso
+from chalicelib.domain.order import Order, TimelineEntry
 from chalicelib.observability import logger
-from chalicelib.orders import status as lifecycle
-from chalicelib.orders.domain import Order, TimelineEntry, iso
-
-MAX_TRIES = 8
 
 
 def apply_status(
@@ -25,7 +25,8 @@ def apply_status(
 
     Returns (the order as stored now, whether this call changed it).
     """
-    for _ in range(MAX_TRIES):
+
+    def step() -> tuple[Order | None, bool]:
         order = store.get(order_id)
         if order is None:
             return None, False
@@ -40,13 +41,11 @@ def apply_status(
                 "timeline": [*order.timeline, TimelineEntry(status=new_status, at=now, source=source, message=message)],
             }
         )
-        try:
-            store.replace(changed, order.version)
-        except store.VersionConflict:
-            continue
+        store.replace(changed, order.version)
         logger.info(
             "order status changed",
             extra={"order_id": order_id, "from": order.status, "to": new_status, "source": source},
         )
         return changed, True
-    raise store.VersionConflict(order_id)
+
+    return retry_on_conflict(step)

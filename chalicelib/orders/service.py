@@ -12,18 +12,22 @@ from pydantic import ValidationError
 from chalicelib import queue
 from chalicelib.db import deliveries as delivery_store
 from chalicelib.db import orders as store
+from chalicelib.db.concurrency import StaleWrite
+from chalicelib.domain import order_status as lifecycle
+from chalicelib.domain.clock import iso, utcnow
+from chalicelib.domain.events import EventType, OrderEvent
+from chalicelib.domain.identity import Principal
+from chalicelib.domain.order import Order, TimelineEntry, new_order_id
+from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.observability import count, logger
-from chalicelib.orders import status as lifecycle
-from chalicelib.orders.domain import EventType, Order, OrderEvent, Principal, TimelineEntry, iso, new_order_id, utcnow
 from chalicelib.orders.models import (
     CreateOrderRequest,
     OrderList,
     OrderPatch,
     OrderResource,
 )
-from chalicelib.orders.status import OrderStatus
 from chalicelib.settings import get_settings
 from chalicelib.validation import field_errors
 
@@ -31,7 +35,7 @@ MAX_LIMIT = 100
 
 
 def to_resource(order: Order, *, with_deliveries: bool = True) -> OrderResource:
-    deliveries = delivery_store.list_states(order.id) if with_deliveries else []
+    deliveries = [state.public() for state in delivery_store.list_states(order.id)] if with_deliveries else []
     return OrderResource.model_validate(
         {
             "id": order.id,
@@ -189,7 +193,7 @@ def _merge(target: Any, patch: Any) -> Any:
 def _save_change(order: Order, expected_version: int) -> Order:
     try:
         store.replace(order, expected_version)
-    except store.VersionConflict:
+    except StaleWrite:
         raise PreconditionFailed(
             "order changed while this request was applied; fetch it again and retry",
             [{"field": "If-Match", "message": "stale version"}],

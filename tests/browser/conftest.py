@@ -20,9 +20,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.conftest import order_body
 from tests.e2e.test_local_stack import eventually, free_port
 from tests.support.fake_integrator import FakeIntegrator, Reply
+from tools.sample_order import order_body
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

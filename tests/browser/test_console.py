@@ -138,7 +138,12 @@ def test_cancelling_asks_first_and_then_cancels(page: Any, stack: Stack, sign_in
 
 def test_an_order_note_is_shown_as_text_never_as_html(page: Any, stack: Stack, sign_in: Callable[..., None]) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def record(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     order_id = stack.create_order("s-xss", user_note=XSS_NOTE)
     sign_in(page)
     open_order(page, stack, "s-xss", order_id)

@@ -18,10 +18,11 @@ import pytest
 
 from infra.policies import FUNCTIONS, PERMISSIONS, policy_document, policy_file
 from infra.resources import template
-from tests.conftest import Api, order_body
+from tests.conftest import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.deploy import enable_partial_batch_responses
 from tools.poller import drain
+from tools.sample_order import order_body
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -188,7 +189,7 @@ def test_enabling_partial_batch_responses_after_chalice_deploy(aws: dict[str, st
 def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
     """Every AWS call made while the fixture is active, as (iam action, resource name)."""
     recorded: list[tuple[str, str]] = []
-    real = botocore.client.BaseClient._make_api_call
+    real = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
     def spy(self: Any, operation: str, params: dict[str, Any]) -> Any:
         prefix = self.meta.service_model.signing_name
@@ -271,7 +272,7 @@ def test_dispatcher_and_authorizer_and_sweeper_policies_cover_their_code(
     assert any(a == "dynamodb:PutItem" for a, _ in dispatcher_calls)
     assert_covered("dispatch_orders", dispatcher_calls)
 
-    from chalicelib.api.handlers import authorize
+    from chalicelib.api.authorizer import authorize
 
     calls.clear()
     authorize("Bearer orl_0123456789abcdef_" + "x" * 43)

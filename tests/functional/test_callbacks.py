@@ -12,9 +12,10 @@ import boto3
 import pytest
 import standardwebhooks
 
-from tests.conftest import Api, order_body, queue_messages
+from tests.conftest import Api, queue_messages
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
+from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
 
@@ -305,7 +306,8 @@ def test_customer_notifications_carry_attributes_and_push_bodies(
 
 
 def test_push_structure_has_apns_and_fcm_payloads() -> None:
-    from chalicelib.notifications.publisher import Notification, push_message
+    from chalicelib.messages import Notification
+    from chalicelib.notifications.publisher import push_message
 
     note = Notification(
         notification_id="n",

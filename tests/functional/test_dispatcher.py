@@ -12,9 +12,10 @@ import boto3
 import pytest
 import standardwebhooks
 
-from tests.conftest import Api, order_body, queue_messages
+from tests.conftest import Api, queue_messages
 from tests.support.fake_integrator import CloseConnection, FakeIntegrator, Hang, Reply
 from tools.poller import drain, poll_once
+from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
 HMAC_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -199,11 +200,8 @@ def test_integrator_registration_is_validated(api: Api, body: dict[str, Any]) ->
     assert response.status_code == 422 and response.json_body["error"]["details"]
 
 
-def test_loopback_urls_are_refused_outside_the_local_stack(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.settings import reset_settings
-
-    monkeypatch.setenv("ALLOW_LOOPBACK_INTEGRATORS", "false")
-    reset_settings()
+def test_loopback_urls_are_refused_outside_the_local_stack(api: Api, configure: Any) -> None:
+    configure(ALLOW_LOOPBACK_INTEGRATORS="false")
     for url in (
         "http://127.0.0.1:9/x",
         "https://localhost/x",
@@ -234,13 +232,10 @@ def test_transient_failures_are_retried_then_marked_failed_after_5_attempts(
     sqs: Any,
     aws: dict[str, str],
     fake: FakeIntegrator,
-    monkeypatch: pytest.MonkeyPatch,
+    configure: Any,
     behaviour: Any,
 ) -> None:
-    monkeypatch.setenv("DISPATCH_RETRY_DELAYS", "0")
-    from chalicelib.settings import reset_settings
-
-    reset_settings()
+    configure(DISPATCH_RETRY_DELAYS="0")
     fake.default("/down", behaviour)
     fake.default("/up", Reply(200, json={}))
     register(api, "down", fake.url("/down"), timeout_seconds=0.3)
@@ -307,12 +302,9 @@ def test_malformed_2xx_response_is_delivered_and_kept_as_text(
 
 
 def test_recovering_integrator_gets_the_order_on_a_later_attempt(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, monkeypatch: pytest.MonkeyPatch
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any
 ) -> None:
-    monkeypatch.setenv("DISPATCH_RETRY_DELAYS", "0")
-    from chalicelib.settings import reset_settings
-
-    reset_settings()
+    configure(DISPATCH_RETRY_DELAYS="0")
     fake.script("/flaky", Reply(503), Reply(502), Reply(200, json={"external_id": "F-1"}))
     register(api, "flaky", fake.url("/flaky"))
     order_id = new_order(api)
@@ -358,11 +350,11 @@ def crash_one_batch(
 def test_crash_before_sending_is_retried_by_sqs_and_delivered_once(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.dispatch import worker
+    from chalicelib.db import integrators as integrator_store
 
     register(api, "delivery", fake.url("/d"))
     order_id = new_order(api)
-    crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, worker, "load_integrators")
+    crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, integrator_store, "list_all")
     assert fake.requests("/d") == []
     run(app, sqs, aws)
     assert len(fake.requests("/d")) == 1
@@ -401,7 +393,9 @@ def test_cancel_drops_pending_create_and_tells_only_integrators_that_have_it(
     state = deliveries(api, order_id)
     assert state["down"]["status"] == "superseded"
     # The retry message arrives later and finds nothing to do.
-    from chalicelib.dispatch.worker import DeliveryJob, handle_retry, webhook_id
+    from chalicelib.dispatch.delivery import handle_job as handle_retry
+    from chalicelib.domain.delivery import webhook_id
+    from chalicelib.messages import DeliveryJob
 
     handle_retry(
         DeliveryJob(
@@ -438,7 +432,9 @@ def test_admin_can_resend_a_failed_delivery(
 def test_disabled_integrator_keeps_its_pending_retry(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
 ) -> None:
-    from chalicelib.dispatch.worker import DeliveryJob, handle_retry, webhook_id
+    from chalicelib.dispatch.delivery import handle_job as handle_retry
+    from chalicelib.domain.delivery import webhook_id
+    from chalicelib.messages import DeliveryJob
 
     fake.script("/p", Reply(503))
     register(api, "partner", fake.url("/p"))

@@ -192,6 +192,7 @@ class FakeIntegrator:
         client_id, client_secret, ttl = self._oauth[recorded.path]
         expected = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         form = parse_qs(recorded.body.decode())
+        reply: dict[str, Any]
         if recorded.headers.get("authorization") != expected or form.get("grant_type") != ["client_credentials"]:
             status, reply = 401, {"error": "invalid_client"}
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,7 +23,7 @@ REQUIRED = {
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     for key, value in REQUIRED.items():
         monkeypatch.setenv(key, value)
     for key in ("ORDER_RELAY_ADMIN_TOKEN", "ORDER_RELAY_ADMIN_TOKEN_SHA256", "DISPATCH_RETRY_DELAYS"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.orders.status import ENDS, RANKS, OrderStatus, can_move, transition_table
+from chalicelib.domain.order_status import ENDS, RANKS, OrderStatus, can_move, transition_table
 
 PROGRESS = sorted(RANKS, key=RANKS.__getitem__)
 

@@ -75,7 +75,7 @@ def rank(status: str) -> int:
 
 
 def transition_table() -> list[tuple[str, int | None, list[str]]]:
-    """(state, rank, allowed next states): the README's table is generated from this."""
+    """(state, rank, allowed next states): the lifecycle as a table, checked against the rules by a unit test."""
     return [
         (state.value, RANKS.get(state), [other.value for other in OrderStatus if can_move(state, other)])
         for state in OrderStatus

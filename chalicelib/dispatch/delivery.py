@@ -1,0 +1,185 @@
+"""The delivery step: claim the delivery's state row, send one attempt, record its outcome, and queue the next
+attempt. Idempotent per (webhook id, round, attempt): a redelivered job replays the recorded outcome."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from chalicelib import queue
+from chalicelib.db import deliveries as store
+from chalicelib.db import orders as order_store
+from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
+from chalicelib.dispatch import outcomes, transport
+from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
+from chalicelib.domain.clock import iso, utcnow
+from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
+from chalicelib.domain.events import EventType
+from chalicelib.domain.integrator import Integrator
+from chalicelib.domain.order import Order
+from chalicelib.domain.order_status import OrderStatus
+from chalicelib.idempotency import run_once
+from chalicelib.integrators.registry import load_integrator
+from chalicelib.messages import DeliveryJob
+from chalicelib.observability import count, logger
+from chalicelib.settings import get_settings
+
+DISABLED_RECHECK_SECONDS = 900
+STATUS_AFTER = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.RETRY: DeliveryStatus.RETRYING}
+METRIC = {Outcome.DELIVERED: "DeliverySucceeded", Outcome.RETRY: "DeliveryRetried", Outcome.FAILED: "DeliveryFailed"}
+
+
+def supersede(state: DeliveryState, reason: str) -> None:
+    """This delivery is no longer worth sending (conditional on the state read: a concurrent change wins)."""
+    with contextlib.suppress(StaleWrite):
+        store.set_fields(
+            state, status=DeliveryStatus.SUPERSEDED.value, last_error=reason, updated_at=iso(), next_attempt_at=""
+        )
+
+
+def handle_job(job: DeliveryJob) -> None:
+    """A queued attempt (a retry, or an admin's new round): run it if the delivery still waits for it."""
+    state = store.get_state(job.order_id, job.integrator)
+    if state is None or state.webhook_id != job.webhook_id or not state.status.in_flight:
+        logger.info("retry no longer needed", extra={"order_id": job.order_id, "integrator": job.integrator})
+        return
+    integrator = load_integrator(job.integrator)
+    if integrator is None:
+        supersede(state, "integrator removed")
+        return
+    if not integrator.enabled:
+        # Disabled integrators keep their pending deliveries: look again later, without spending an attempt.
+        queue.send(job, delay_seconds=DISABLED_RECHECK_SECONDS, correlation_id=job.correlation_id)
+        return
+    deliver(job, integrator)
+
+
+def deliver(job: DeliveryJob, integrator: Integrator) -> None:
+    """Run one attempt with this job's log keys (thread-local: deliveries of a batch run side by side)."""
+    outer = logger.thread_safe_get_current_keys()
+    logger.thread_safe_append_keys(correlation_id=job.correlation_id, order_id=job.order_id, integrator=job.integrator)
+    try:
+        run_once(
+            _attempt,
+            data={"job": job.model_dump(mode="json"), "integrator": integrator.name},
+            key_prefix="delivery",
+            key_path="job.[webhook_id, round, attempt]",
+        )
+    finally:
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(**outer)
+
+
+def _attempt(data: dict[str, Any]) -> dict[str, Any]:
+    job = DeliveryJob.model_validate(data["job"])
+    integrator = load_integrator(job.integrator)
+    order = order_store.get(job.order_id)
+    if integrator is None or order is None:
+        return {"outcome": "skipped"}
+    state = _claim(job)
+    if state is None:
+        return {"outcome": "already_delivered"}
+    if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
+        supersede(state, "order cancelled")
+        return {"outcome": "superseded"}
+    result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, payload=order.integrator_payload())
+    return _record(job, order, result)
+
+
+def _claim(job: DeliveryJob) -> DeliveryState | None:
+    """Point the delivery's state row at this job; None when this webhook was already delivered."""
+
+    def step() -> DeliveryState | None:
+        state = store.get_state(job.order_id, job.integrator)
+        if state is not None and state.already_delivered(job.webhook_id):
+            return None
+        if state is None:
+            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job))
+        else:
+            claimed = state.model_copy(update=_pointing_at(job))
+        return store.put_state(claimed, state.revision if state else None)
+
+    return retry_on_conflict(step)
+
+
+def _pointing_at(job: DeliveryJob) -> dict[str, Any]:
+    return {
+        "status": DeliveryStatus.PENDING,
+        "event": job.event,
+        "webhook_id": job.webhook_id,
+        "attempts": job.attempt,
+        "next_attempt_at": None,
+        "updated_at": iso(),
+    }
+
+
+def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[str, Any]:
+    settings = get_settings()
+    now = utcnow()
+    outcome = final_outcome(result.outcome, job.attempt, settings)
+    delay = retry_delay(job.attempt, result.retry_after, settings) if outcome is Outcome.RETRY else None
+    store.add_attempt(
+        job.order_id,
+        now,
+        settings.attempt_ttl_days,
+        integrator=job.integrator,
+        event=job.event.value,
+        webhook_id=job.webhook_id,
+        attempt=job.attempt,
+        at=iso(now),
+        outcome=outcome.value,
+        status_code=result.status_code,
+        latency_ms=round(result.latency_ms, 1),
+        error_class=result.error_class,
+        error=result.error,
+        response_body=result.body_text,
+        retry_in_seconds=round(delay, 1) if delay is not None else None,
+    )
+
+    def step() -> DeliveryState:
+        state = store.get_state(job.order_id, job.integrator)
+        if state is None:
+            raise LookupError(f"delivery {job.order_id}/{job.integrator} vanished after its claim")
+        changes: dict[str, Any] = {}
+        if state.webhook_id == job.webhook_id:  # a newer event may have taken the row meanwhile
+            changes.update(
+                status=STATUS_AFTER.get(outcome, DeliveryStatus.FAILED),
+                last_status_code=result.status_code,
+                last_error=result.error,
+                updated_at=iso(now),
+                attempts=job.attempt,
+                next_attempt_at=iso(now + timedelta(seconds=delay)) if delay is not None else None,
+            )
+        recorded = state.model_copy(update=changes)
+        if outcome is Outcome.DELIVERED:
+            recorded.mark_delivered(job.webhook_id)
+            recorded.response = result.response_json
+            if isinstance(result.response_json, dict):
+                external = result.response_json.get("external_id") or result.response_json.get("id")
+                recorded.external_id = str(external) if external is not None else state.external_id
+        return store.put_state(recorded, state.revision)
+
+    retry_on_conflict(step)
+    logger.info(
+        "delivery attempt",
+        extra={
+            "order_id": job.order_id,
+            "integrator": job.integrator,
+            "event": job.event.value,
+            "attempt": job.attempt,
+            "outcome": outcome.value,
+            "status_code": result.status_code,
+            "latency_ms": round(result.latency_ms, 1),
+        },
+    )
+    count(METRIC[outcome])
+    if outcome is Outcome.RETRY and delay is not None:
+        queue.send(
+            job.model_copy(update={"attempt": job.attempt + 1}), delay_seconds=delay, correlation_id=job.correlation_id
+        )
+    elif outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+        outcomes.on_first_delivery(order, job.integrator)
+    elif outcome is Outcome.FAILED:
+        outcomes.on_failure(order, job, result)
+    return {"outcome": outcome.value, "status_code": result.status_code}

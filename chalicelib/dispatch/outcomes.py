@@ -1,0 +1,47 @@
+"""What a delivery's end means for the order and its customer: the first success dispatches the order, a
+failure is reported, and an order no integrator could receive fails."""
+
+from __future__ import annotations
+
+from chalicelib.db import deliveries as store
+from chalicelib.dispatch.transport import Result
+from chalicelib.domain.delivery import DeliveryStatus
+from chalicelib.domain.order import Order
+from chalicelib.domain.order_status import OrderStatus
+from chalicelib.messages import DeliveryJob
+from chalicelib.notifications import publisher
+from chalicelib.orders.progress import apply_status
+
+
+def on_first_delivery(order: Order, integrator: str) -> None:
+    changed, moved = apply_status(
+        order.id, OrderStatus.DISPATCHED, source="dispatcher", message=f"sent to {integrator}"
+    )
+    if moved and changed is not None:
+        publisher.notify(changed, "order.dispatched", "Your order was sent to the shop's partners.", key="dispatched")
+
+
+def on_failure(order: Order, job: DeliveryJob, result: Result) -> None:
+    detail = result.error or "delivery failed"
+    publisher.notify(
+        order,
+        "delivery.failed",
+        f"We could not reach {job.integrator}: {detail}.",
+        key=f"{job.integrator}:{job.webhook_id}:{job.round}",
+        data={"integrator": job.integrator},
+    )
+
+    def nobody_has_it(current: Order) -> bool:
+        states = store.list_states(current.id)
+        ended = (DeliveryStatus.FAILED, DeliveryStatus.SUPERSEDED)
+        return bool(states) and all(s.status in ended and not s.has_order for s in states)
+
+    changed, moved = apply_status(
+        order.id,
+        OrderStatus.FAILED,
+        source="dispatcher",
+        message="no integrator could receive the order",
+        when=nobody_has_it,
+    )
+    if moved and changed is not None:
+        publisher.notify(changed, "order.failed", "Your order could not be placed.", key="failed")

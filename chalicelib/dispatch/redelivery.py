@@ -1,0 +1,80 @@
+"""Sending failed deliveries again on an admin's request: one delivery, or an integrator's failures after an
+outage. A new round keeps the webhook id, so the integrator can still deduplicate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+
+from chalicelib import queue
+from chalicelib.db import deliveries as store
+from chalicelib.db import orders as order_store
+from chalicelib.db.concurrency import StaleWrite
+from chalicelib.domain.clock import iso
+from chalicelib.domain.delivery import DeliveryStatus
+from chalicelib.domain.events import EventType
+from chalicelib.domain.order_status import OrderStatus
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.messages import DeliveryJob
+
+
+def retry_failed(order_id: str, integrator: str, correlation_id: str | None) -> dict[str, Any]:
+    """Start a new round of attempts for a failed delivery."""
+    order = order_store.get(order_id)
+    state = store.get_state(order_id, integrator)
+    if order is None or state is None:
+        raise NotFound(f"no delivery of order {order_id} to {integrator}")
+    if state.status is not DeliveryStatus.FAILED:
+        raise Conflict(f"delivery is {state.status}; only a failed delivery can be retried")
+    if order.status == OrderStatus.CANCELLED and state.event is not EventType.CANCELLED:
+        raise Conflict("order is cancelled; its earlier events are no longer sent")
+    next_round = state.revision + 1
+    job = DeliveryJob(
+        order_id=order_id,
+        integrator=integrator,
+        event=state.event,
+        version=order.version,
+        webhook_id=state.webhook_id,
+        attempt=1,
+        round=next_round,
+        correlation_id=correlation_id,
+    )
+    try:
+        store.set_fields(state, status=DeliveryStatus.RETRYING.value, updated_at=iso(), last_error="retry requested")
+    except StaleWrite:
+        raise Conflict("delivery changed meanwhile; retry the request") from None
+    queue.send(job, correlation_id=correlation_id)
+    return {
+        "order_id": order_id,
+        "integrator": integrator,
+        "status": DeliveryStatus.RETRYING.value,
+        "round": next_round,
+    }
+
+
+class ReplayRequest(BaseModel):
+    """Replay an integrator's failed deliveries after an outage: every one last changed in [since, until]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
+    until: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplayRequest:
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+def replay_failed(integrator: str, request: ReplayRequest, correlation_id: str | None) -> dict[str, Any]:
+    failed = store.find(integrator, DeliveryStatus.FAILED.value, iso(request.since), iso(request.until))
+    replayed, skipped = [], []
+    for state in failed:
+        try:
+            retry_failed(state.order_id, integrator, correlation_id)
+            replayed.append(state.order_id)
+        except (Conflict, NotFound) as exc:
+            skipped.append({"order_id": state.order_id, "reason": exc.message})
+    return {"integrator": integrator, "replayed": replayed, "skipped": skipped}

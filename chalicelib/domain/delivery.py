@@ -1,0 +1,70 @@
+"""Where one order stands with one integrator: the delivery state, its statuses, and its stable webhook id."""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from chalicelib.domain.events import EventType
+
+# Kept on the state row to tell a redelivered job from a new one; only the latest few matter.
+DELIVERED_IDS_KEPT = 20
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # claimed by a dispatcher, being sent (or left so by a crash: sent again)
+    RETRYING = "retrying"  # the last attempt failed in a retryable way; the next one is queued
+    DELIVERED = "delivered"  # the integrator answered 2xx to the current event
+    FAILED = "failed"  # attempts used up, or refused for good; an admin may send it again
+    SUPERSEDED = "superseded"  # no longer worth sending (order cancelled, integrator removed)
+
+    @property
+    def in_flight(self) -> bool:
+        return self in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+
+
+def webhook_id(order_id: str, event: str, version: int, integrator: str) -> str:
+    """Stable across retries and redeliveries of one delivery, so integrators can deduplicate on it."""
+    digest = hashlib.sha256(f"{order_id}|{event}|{version}|{integrator}".encode()).hexdigest()[:32]
+    return f"msg_{digest}"
+
+
+class DeliveryState(BaseModel):
+    """One row per order and integrator. Written only under its `revision` (optimistic concurrency): the
+    dispatcher and the callbacks both change it."""
+
+    order_id: str
+    integrator: str
+    status: DeliveryStatus
+    event: EventType
+    webhook_id: str
+    attempts: int = 0
+    has_order: bool = False
+    delivered_webhook_ids: list[str] = []
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+    response: Any = None
+    external_id: str | None = None
+    remote_status: str | None = None
+    remote_progress: str | None = None
+    remote_status_at: str | None = None
+    remote_message: str | None = None
+    remote_eta: str | None = None
+    remote_details: dict[str, Any] | None = None
+    updated_at: str
+    revision: int = 0
+
+    def already_delivered(self, webhook: str) -> bool:
+        return webhook in self.delivered_webhook_ids
+
+    def mark_delivered(self, webhook: str) -> None:
+        self.has_order = True
+        self.delivered_webhook_ids = [*self.delivered_webhook_ids, webhook][-DELIVERED_IDS_KEPT:]
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows: everything but the bookkeeping."""
+        return self.model_dump(mode="json", exclude={"delivered_webhook_ids", "revision", "order_id"})

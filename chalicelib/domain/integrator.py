@@ -1,0 +1,42 @@
+"""An integrator as stored (configuration, no secrets) and as the dispatcher uses it (with its secrets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class IntegratorConfig:
+    """The configuration row: everything but the secrets, which live in Secrets Manager."""
+
+    name: str
+    url: str
+    auth_type: str
+    auth_params: dict[str, Any]
+    events: list[str]
+    seller_ids: list[str] | None
+    enabled: bool
+    timeout_seconds: float
+    secret_name: str
+    version: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Integrator:
+    """What the dispatcher needs: configuration plus secrets, never serialised anywhere."""
+
+    name: str
+    url: str
+    auth_type: str
+    auth: dict[str, Any]
+    events: list[str]
+    enabled: bool
+    timeout_seconds: float
+    seller_ids: list[str] | None
+    callback_secrets: list[str] = field(default_factory=list)
+
+    def wants(self, event: str, seller_id: str) -> bool:
+        return event in self.events and (self.seller_ids is None or seller_id in self.seller_ids)

@@ -1,0 +1,74 @@
+"""Schemas of the integrator admin API: what may be registered or changed, and what a read shows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from chalicelib.domain.events import EventType
+from chalicelib.domain.identifiers import Identifier
+from chalicelib.integrators.auth import Auth, OAuth2Auth
+from chalicelib.integrators.url_policy import check_url
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Timeout = Annotated[float, Field(gt=0, le=30)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateIntegratorRequest(_Strict):
+    name: Name
+    url: str
+    auth: Auth
+    events: Annotated[list[EventType], Field(min_length=1)] = list(EventType)
+    enabled: bool = True
+    timeout_seconds: Timeout = 5.0
+    seller_ids: list[Identifier] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return check_url(url)
+
+    @field_validator("auth")
+    @classmethod
+    def _token_url(cls, auth: Any) -> Any:
+        if isinstance(auth, OAuth2Auth):
+            check_url(auth.token_url)
+        return auth
+
+
+class UpdateIntegratorRequest(_Strict):
+    """Every field optional; `auth` replaces the whole auth block. `rotate_callback_secret` issues a new
+    callback secret and keeps the previous one valid until the next rotation."""
+
+    url: str | None = None
+    auth: Auth | None = None
+    events: Annotated[list[EventType], Field(min_length=1)] | None = None
+    enabled: bool | None = None
+    timeout_seconds: Timeout | None = None
+    seller_ids: list[Identifier] | None = None
+    rotate_callback_secret: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        return None if url is None else check_url(url)
+
+
+class IntegratorView(BaseModel):
+    name: str
+    url: str
+    auth: dict[str, Any]
+    events: list[str]
+    enabled: bool
+    timeout_seconds: float
+    seller_ids: list[str] | None
+    callback_url: str
+    version: int
+    created_at: str
+    updated_at: str
+    callback_secret: str | None = Field(default=None, description="Shown once, at creation or rotation")
