@@ -70,7 +70,7 @@ class Stack:
         self.partner.script(f"/{failing}", Reply(503, json={"error": "partner down for maintenance"}))
         order_id = self.create_order(seller_id)
         expected = {name: "failed" if name == failing else "delivered" for name in PARTNERS}
-        eventually(lambda: self.deliveries(order_id) == expected, timeout=20)
+        eventually(lambda: self.deliveries(order_id) == expected, timeout=30)
         return order_id
 
 

@@ -16,6 +16,7 @@
   const DETAIL_MAX_AGE_MS = 30000;
   const HEALTH_RECHECK_MS = 60000;
   const DETAIL_CONCURRENCY = 4;
+  const PAGE_SIZES = [10, 20, 50, 100];
   const PAGE_SIZE = 20;
   const ORDER_STATUSES = ['pending', 'dispatched', 'accepted', 'preparing', 'ready', 'picked_up', 'delivered',
     'rejected', 'cancelled', 'failed'];
@@ -264,13 +265,18 @@
     const parts = path.split('/').filter(Boolean);
     if (parts[0] === 'integrators') return { name: 'integrators' };
     if (parts[0] === 'orders' && parts[1]) return { name: 'order', id: decodeURIComponent(parts[1]) };
-    return { name: 'orders', status: params.get('status') || '', seller: params.get('seller') || '' };
+    const limit = Number(params.get('limit'));
+    return {
+      name: 'orders', status: params.get('status') || '', seller: params.get('seller') || '',
+      limit: PAGE_SIZES.includes(limit) ? limit : PAGE_SIZE,
+    };
   }
 
-  function ordersHash(status, seller) {
+  function ordersHash(status, seller, limit) {
     const params = new URLSearchParams();
     if (status) params.set('status', status);
     if (seller) params.set('seller', seller);
+    if (limit && limit !== PAGE_SIZE) params.set('limit', String(limit));
     const query = params.toString();
     return '#/orders' + (query ? '?' + query : '');
   }
@@ -357,7 +363,7 @@
   // --- orders list --------------------------------------------------------------------------------------------
 
   function ordersView(route, main) {
-    const filterKey = route.status + '\u0000' + route.seller;
+    const filterKey = [route.status, route.seller, route.limit].join('\u0000');
     if (state.orders.filterKey !== filterKey) state.orders = { filterKey, cursors: [null], page: 0 };
 
     const statusSelect = el('select', { id: 'filter-status', name: 'status' },
@@ -367,19 +373,23 @@
       id: 'filter-seller', name: 'seller', type: 'search', value: route.seller, placeholder: 'e.g. s-1',
       autocomplete: 'off', spellcheck: 'false',
     });
+    const sizeSelect = el('select', { id: 'page-size', name: 'limit' },
+      PAGE_SIZES.map((n) => el('option', { value: String(n), text: String(n), selected: n === route.limit })));
     const filters = el('form', { className: 'filters', role: 'search', 'aria-label': 'Filter orders',
       on: { submit: (event) => {
         event.preventDefault();
-        const target = ordersHash(statusSelect.value, sellerInput.value.trim());
+        const target = ordersHash(statusSelect.value, sellerInput.value.trim(), Number(sizeSelect.value));
         if (window.location.hash === target) refresh();
         else window.location.hash = target;
       } } },
     el('div', { className: 'field' }, el('label', { htmlFor: 'filter-status', text: 'Status' }), statusSelect),
     el('div', { className: 'field' }, el('label', { htmlFor: 'filter-seller', text: 'Seller id' }), sellerInput),
+    el('div', { className: 'field narrow' }, el('label', { htmlFor: 'page-size', text: 'Per page' }), sizeSelect),
     el('div', { className: 'field actions' },
       el('button', { type: 'submit', className: 'button primary', text: 'Apply' }),
       el('a', { className: 'button ghost', href: '#/orders', text: 'Clear' })));
     statusSelect.addEventListener('change', () => filters.requestSubmit());
+    sizeSelect.addEventListener('change', () => filters.requestSubmit());
 
     const messages = el('div', { className: 'messages' });
     const results = el('div', { className: 'results', 'aria-live': 'off' });
@@ -413,7 +423,7 @@
 
     async function load(current) {
       const orders = state.orders;
-      const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      const params = new URLSearchParams({ limit: String(route.limit) });
       if (route.status) params.set('status', route.status);
       if (route.seller) params.set('seller_id', route.seller);
       const cursor = orders.cursors[orders.page];
@@ -750,7 +760,7 @@
 
   function backHref() {
     const last = state.orders.filterKey.split('\u0000');
-    return ordersHash(last[0] || '', last[1] || '');
+    return ordersHash(last[0] || '', last[1] || '', Number(last[2]) || PAGE_SIZE);
   }
 
   // --- integrators --------------------------------------------------------------------------------------------
