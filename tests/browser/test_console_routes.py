@@ -60,3 +60,10 @@ def test_a_trailing_slash_is_sent_to_the_page_address_keeping_any_stage_prefix(a
     response = api.get("/console/", token="")
     assert response.status_code == 301
     assert response.headers["Location"] == "../console"
+
+
+def test_the_script_never_writes_html(api: Api) -> None:
+    """Data reaches the page only as text: the script has no way to parse a string as HTML or code."""
+    script = api.get("/console/console.js", token="").body.decode()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
