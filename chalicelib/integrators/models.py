@@ -13,6 +13,10 @@ from chalicelib.integrators.url_policy import check_url
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Timeout = Annotated[float, Field(gt=0, le=30)]
+RequestsPerSecond = Annotated[
+    int,
+    Field(ge=1, le=1000, description="Most requests per second, across every dispatcher; over it deliveries wait"),
+]
 
 
 class _Strict(BaseModel):
@@ -27,6 +31,7 @@ class CreateIntegratorRequest(_Strict):
     enabled: bool = True
     timeout_seconds: Timeout = 5.0
     seller_ids: list[Identifier] | None = None
+    max_requests_per_second: RequestsPerSecond | None = None
 
     @field_validator("url")
     @classmethod
@@ -51,6 +56,7 @@ class UpdateIntegratorRequest(_Strict):
     enabled: bool | None = None
     timeout_seconds: Timeout | None = None
     seller_ids: list[Identifier] | None = None
+    max_requests_per_second: RequestsPerSecond | None = None
     rotate_callback_secret: bool = False
 
     @field_validator("url")
@@ -67,6 +73,7 @@ class IntegratorView(BaseModel):
     enabled: bool
     timeout_seconds: float
     seller_ids: list[str] | None
+    max_requests_per_second: int | None = None
     callback_url: str
     version: int
     created_at: str
