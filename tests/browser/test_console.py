@@ -193,8 +193,10 @@ def test_integrators_show_health_and_can_be_disabled_enabled_and_replayed(
     rows = page.locator("tr[data-integrator]")
     expect(rows).to_have_count(3)
     row = page.locator("tr[data-integrator='food-ordering']")
-    # Health figures need GET /integrators/{name}/health; until it exists they show a dash, and no error.
-    expect(row.locator("td").nth(2)).to_have_text("—")
+    # Health from GET /integrators/{name}/health: the circuit, and the last hour's figures.
+    expect(row.locator("td").nth(2)).to_have_text("closed")
+    expect(row.locator("td").nth(3)).to_have_text(re.compile(r"\d+(\.\d)? %"))
+    expect(row.locator("td").nth(4)).to_have_text(re.compile(r"\d+ ms"))
     expect(page.get_by_role("alert")).to_have_count(0)
 
     row.get_by_role("button", name="Disable").click()
@@ -216,8 +218,8 @@ def test_integrators_show_health_and_can_be_disabled_enabled_and_replayed(
 def test_integrator_health_columns_show_the_documented_health_answer(
     page: Any, stack: Stack, sign_in: Callable[..., None]
 ) -> None:
-    """GET /integrators/{name}/health is not in this API yet: its documented answer is stood in for here, so the
-    columns are known to read it; an integrator whose health cannot be read still shows a dash."""
+    """An open circuit with its figures, stood in for by the documented answer (a real outage is the lead's
+    circuit test); an integrator whose health cannot be read (404) shows a dash and no error."""
     health = {
         "circuit": "open",
         "consecutive_failures": 5,
