@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, Stack
 from tests.e2e.test_local_stack import eventually
+from tests.support.fake_integrator import Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +112,7 @@ def test_retrying_a_failed_delivery_shows_it_delivered(
     assert stack.call("POST", f"/orders/{order_id}/deliveries/loyalty/retry").status_code == 202
     delivery(page, "loyalty").get_by_role("button", name="Retry delivery").click()
     expect(delivery(page, "loyalty").get_by_role("alert")).to_contain_text(
-        re.compile(r"Retry refused: delivery is [a-z_]+; only a failed delivery can be retried")
+        re.compile(r"Retry refused: delivery is [a-z_]+; only a failed (or expired )?delivery can be retried")
     )
 
 
@@ -348,3 +349,27 @@ def test_paging_follows_the_api_cursor_and_comes_back(page: Any, stack: Stack, s
     expect(rows).to_have_count(10)
     assert set(ids.all_inner_texts()) == first_page
     assert "limit=10" in page.url and "seller=s-pages" in page.url
+
+
+def test_an_outage_shows_the_integrators_circuit_open(page: Any, stack: Stack, sign_in: Callable[..., None]) -> None:
+    """A real outage: the partner answers 503 until its circuit opens (3 failures in the local stack), and the
+    integrators page shows the open circuit, its last error and what waits; an operator's disable and enable
+    starts it again from a closed circuit."""
+    stack.partner.default("/loyalty", Reply(503, json={"error": "down"}))
+    try:
+        for _ in range(4):
+            stack.create_order("s-outage")
+
+        def circuit() -> str:
+            return str(stack.call("GET", "/integrators/loyalty/health").json()["circuit"])
+
+        eventually(lambda: circuit() == "open", timeout=30)
+        sign_in(page)
+        page.get_by_role("link", name="Integrators").click()
+        row = page.locator("tr[data-integrator='loyalty']")
+        expect(row.locator("td").nth(2)).to_contain_text("open")
+        expect(row.locator("td").nth(6)).to_contain_text("HTTP 503")
+    finally:
+        stack.partner.default("/loyalty", Reply(200, json={}))
+        for enabled in (False, True):
+            stack.call("PATCH", "/integrators/loyalty", json={"enabled": enabled})
