@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 STAGE ?= dev
 
-.PHONY: help venv run test lint typecheck bench package deploy policies clean
+.PHONY: help venv run test lint typecheck browser bench package deploy policies clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API on :$${ORDER_RELAY_PORT:-8000}, dispatcher, demo integrators)"
@@ -37,8 +37,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy app.py chalicelib tools infra bench tests
 
-test: lint typecheck
-	$(BIN)/python -m pytest -q
+# The console's browser tests drive Debian's Chromium (no browser download). As root it is installed when missing;
+# otherwise the target stops with the command to run, rather than skipping those tests.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium for the console's browser tests (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The console's browser tests need Chromium at $(CHROMIUM): sudo apt-get install chromium"; exit 1; \
+	  fi; }
+
+test: lint typecheck browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

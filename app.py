@@ -13,10 +13,12 @@ from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, SQSEvent
 
 from chalicelib.api import callbacks, docs, integrators, orders, tokens
 from chalicelib.api.authorizer import authorize
+from chalicelib.api.console import console
 from chalicelib.api.middleware import per_invocation
 from chalicelib.settings import DEFAULT_DISPATCH_MAX_CONCURRENCY
 
 app = Chalice(app_name="order-relay", configure_logs=False)
+app.register_blueprint(console)
 # Read when the app is loaded for deployment; stages set them in .chalice/config.json.
 ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME", "order-relay-dev-orders")
 DISPATCH_MAX_CONCURRENCY = int(os.environ.get("DISPATCH_MAX_CONCURRENCY", DEFAULT_DISPATCH_MAX_CONCURRENCY))

@@ -414,6 +414,7 @@ def banner(stack: dict[str, Any], seconds: float) -> None:
         "",
         paint(f"order-relay is running (ready in {seconds:.1f} s)", "bold"),
         f"  API            {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)",
+        f"  console        {api}/console   (sign in with the admin token)",
         f"  AWS (moto)     {stack['aws_endpoint_url']}",
         f"  admin token    {stack['admin_token']}",
         f"  seller token   {stack['seller_token']}   (seller s-1)",

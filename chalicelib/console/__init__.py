@@ -1,0 +1,1 @@
+"""The operator console: static files served by the API itself (no extra server, no build step)."""
