@@ -1,0 +1,185 @@
+"""Recording one attempt: its line in the attempt log, what it means for the integrator's circuit and health,
+the delivery row's new state, and what it sets going (the next attempt, the acknowledgement check, the order's
+progress). The outcome is cut to the integrator's deadline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib import queue
+from chalicelib.db import deliveries as store
+from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.dispatch import acknowledgement, circuit, deadlines, health_tally, outcomes, transport, waiting
+from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
+from chalicelib.domain import clock
+from chalicelib.domain.clock import iso
+from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
+from chalicelib.domain.events import EventType
+from chalicelib.domain.integrator import Integrator
+from chalicelib.domain.order import Order
+from chalicelib.integrators import payload
+from chalicelib.messages import DeliveryJob
+from chalicelib.observability import count, logger
+from chalicelib.settings import get_settings
+
+STATUS_AFTER = {
+    Outcome.DELIVERED: DeliveryStatus.DELIVERED,
+    Outcome.RETRY: DeliveryStatus.RETRYING,
+    Outcome.EXPIRED: DeliveryStatus.EXPIRED,
+}
+METRIC = {
+    Outcome.DELIVERED: "DeliverySucceeded",
+    Outcome.RETRY: "DeliveryRetried",
+    Outcome.FAILED: "DeliveryFailed",
+    Outcome.EXPIRED: "DeliveryExpired",
+}
+
+
+def _log_attempt(
+    job: DeliveryJob,
+    result: transport.Result,
+    outcome: Outcome,
+    now: datetime,
+    delay: float | None,
+    template_version: int | None,
+) -> None:
+    store.add_attempt(
+        job.order_id,
+        now,
+        get_settings().attempt_ttl_days,
+        integrator=job.integrator,
+        event=job.event.value,
+        webhook_id=job.webhook_id,
+        attempt=job.attempt,
+        at=clock.iso(now),
+        outcome=outcome.value,
+        status_code=result.status_code,
+        latency_ms=round(result.latency_ms, 1),
+        error_class=result.error_class,
+        error=result.error,
+        response_body=result.body_text,
+        retry_in_seconds=round(delay, 1) if delay is not None else None,
+        payload_template_version=template_version,
+    )
+
+
+def _probe_failed(
+    job: DeliveryJob, result: transport.Result, until: str | None, now: datetime, template_version: int | None
+) -> dict[str, Any]:
+    """The probe did not get through: it waits again with the others, its attempt not spent."""
+    _log_attempt(job, result, Outcome.RETRY, now, None, template_version)
+    waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
+    return {"outcome": "waiting", "status_code": result.status_code}
+
+
+def _next_step(
+    job: DeliveryJob, result: transport.Result, now: datetime, deliver_by: datetime | None
+) -> tuple[Outcome, float | None]:
+    """The attempt's outcome and the delay before the next one, cut to the deadline (`expired`: none fits)."""
+    settings = get_settings()
+    outcome = final_outcome(result.outcome, job.attempt, settings)
+    if outcome is not Outcome.RETRY:
+        return outcome, None
+    delay = deadlines.cut_delay(retry_delay(job.attempt, result.retry_after, settings), now, deliver_by)
+    return (Outcome.RETRY, delay) if delay is not None else (Outcome.EXPIRED, None)
+
+
+def _note_answer(
+    job: DeliveryJob, result: transport.Result, probe: str | None, now: datetime, template_version: int | None
+) -> dict[str, Any] | None:
+    """What the integrator's answer says about it (health figures, its circuit); a failed probe's result."""
+    health_tally.note(job.integrator, now, result.outcome.value, result.latency_ms)
+    if result.outcome is Outcome.RETRY:
+        state_now = circuit.record_failure(job.integrator, result.error or "retryable failure", probe=probe)
+        if probe is not None:
+            return _probe_failed(job, result, state_now.next_probe_at, now, template_version)
+    elif result.status_code is not None:
+        circuit.record_answer(job.integrator, probe=probe)
+    return None
+
+
+def record(
+    job: DeliveryJob,
+    order: Order,
+    result: transport.Result,
+    integrator: Integrator,
+    deliver_by: datetime | None,
+    *,
+    probe: str | None,
+    template_version: int | None,
+) -> dict[str, Any]:
+    now = clock.utcnow()
+    if result.error_class != payload.ERROR_CLASS:  # a template error sent nothing: it says nothing of the integrator
+        probe_failed = _note_answer(job, result, probe, now, template_version)
+        if probe_failed is not None:
+            return probe_failed
+    outcome, delay = _next_step(job, result, now, deliver_by)
+    _log_attempt(job, result, outcome, now, delay, template_version)
+
+    def step() -> DeliveryState:
+        state = store.get_state(job.order_id, job.integrator)
+        if state is None:
+            raise LookupError(f"delivery {job.order_id}/{job.integrator} vanished after its claim")
+        changes: dict[str, Any] = {}
+        if state.webhook_id == job.webhook_id:  # a newer event may have taken the row meanwhile
+            changes.update(
+                status=STATUS_AFTER.get(outcome, DeliveryStatus.FAILED),
+                last_status_code=result.status_code,
+                last_error=result.error,
+                updated_at=iso(now),
+                attempts=job.attempt,
+                next_attempt_at=iso(now + timedelta(seconds=delay)) if delay is not None else None,
+            )
+            if outcome is Outcome.EXPIRED:
+                changes["expired_at"] = iso(now)
+        recorded = state.model_copy(update=changes)
+        if outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+            recorded = recorded.model_copy(update=acknowledgement.window(integrator, state, now))
+        if outcome is Outcome.DELIVERED:
+            recorded.mark_delivered(job.webhook_id)
+            recorded.response = result.response_json
+            if isinstance(result.response_json, dict):
+                external = result.response_json.get("external_id") or result.response_json.get("id")
+                recorded.external_id = str(external) if external is not None else state.external_id
+        return store.put_state(recorded, state.revision)
+
+    stored = retry_on_conflict(step)
+    logger.info(
+        "delivery attempt",
+        extra={
+            "order_id": job.order_id,
+            "integrator": job.integrator,
+            "event": job.event.value,
+            "attempt": job.attempt,
+            "outcome": outcome.value,
+            "status_code": result.status_code,
+            "latency_ms": round(result.latency_ms, 1),
+        },
+    )
+    count(METRIC[outcome])
+    _follow_up(job, order, result, outcome, delay, stored, deliver_by)
+    return {"outcome": outcome.value, "status_code": result.status_code}
+
+
+def _follow_up(
+    job: DeliveryJob,
+    order: Order,
+    result: transport.Result,
+    outcome: Outcome,
+    delay: float | None,
+    stored: DeliveryState,
+    deliver_by: datetime | None,
+) -> None:
+    """What an attempt's outcome sets going: the next attempt, the acknowledgement check, what the order hears."""
+    if outcome is Outcome.RETRY and delay is not None:
+        queue.send(
+            job.model_copy(update={"attempt": job.attempt + 1}), delay_seconds=delay, correlation_id=job.correlation_id
+        )
+    elif outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+        acknowledgement.check_later(stored, job.correlation_id)  # the window this 2xx opened: queue its check
+        outcomes.on_first_delivery(order, job.integrator)
+    elif outcome is Outcome.FAILED:
+        outcomes.on_failure(order, job, result)
+    elif outcome is Outcome.EXPIRED and deliver_by is not None:
+        outcomes.on_expired(order, job, iso(deliver_by))
