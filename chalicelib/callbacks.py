@@ -17,14 +17,14 @@ from chalicelib.domain.clock import iso
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, Unauthorized
+from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, PayloadTooLarge, Unauthorized
 from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import registry
 from chalicelib.integrators.signing import SignatureError, verify
 from chalicelib.notifications import publisher
 from chalicelib.observability import count, logger
 from chalicelib.orders.progress import apply_status
-from chalicelib.validation import MAX_BODY_BYTES, field_errors
+from chalicelib.validation import MAX_BODY_BYTES, field_errors, not_json
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
 MESSAGES = {
@@ -70,9 +70,9 @@ def _secrets_verify(integrator: str, headers: dict[str, str], body: bytes) -> st
 
 def _parse(body: bytes) -> CallbackRequest:
     if len(body) > MAX_BODY_BYTES:
-        raise MalformedRequest("body too large")
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=not_json)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise MalformedRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):

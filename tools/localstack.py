@@ -148,11 +148,27 @@ def serve_api(app: Any, port: int) -> Any:
     import functools
 
     from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, create_local_server
+    from chalice.local import ChaliceRequestHandler, LocalGatewayException, NotAuthorizedError, create_local_server
+
+    from tools.package import GATEWAY_RESPONSES
+
+    refusals = {kind: (int(status), code, message) for kind, status, code, message in GATEWAY_RESPONSES}
 
     class QuietHandler(ChaliceRequestHandler):
         def log_message(self, *args: Any) -> None:
             return
+
+        def _send_error_response(self, error: LocalGatewayException) -> None:
+            """The gateway's own refusals in the service's error shape, as the packaged API answers them."""
+            kind = {"AccessDeniedException": "ACCESS_DENIED", "UnauthorizedException": "MISSING_AUTHENTICATION_TOKEN"}
+            if isinstance(error, NotAuthorizedError):
+                status, code, message = refusals["UNAUTHORIZED"]
+            elif error.headers.get("x-amzn-ErrorType") in kind:
+                status, code, message = refusals[kind[error.headers["x-amzn-ErrorType"]]]
+            else:
+                status, code, message = 500, "internal_error", "the authorizer failed"
+            body = json.dumps({"error": {"code": code, "message": message, "details": []}})
+            self._send_http_response(status, {"Content-Type": "application/json"}, body)
 
     config = Config.create(chalice_stage="local", app_name="order-relay", project_dir=str(ROOT))
     server = create_local_server(app, config, "127.0.0.1", port)

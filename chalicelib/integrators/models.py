@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from chalicelib.domain.events import EventType
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.integrators.auth import Auth, OAuth2Auth
-from chalicelib.integrators.url_policy import check_url
+from chalicelib.integrators.url_policy import MAX_URL_LENGTH, URL_PATTERN, check_url
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-Timeout = Annotated[float, Field(gt=0, le=30)]
+# At least 0.1 s (a shorter timeout only manufactures failures) and finite: the value is a DynamoDB number.
+Timeout = Annotated[float, Field(ge=0.1, le=30, allow_inf_nan=False)]
+Url = Annotated[
+    str, StringConstraints(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN), Field(json_schema_extra={"format": "uri"})
+]
+
+
+def _unique(events: list[EventType]) -> list[EventType]:
+    if len(set(events)) != len(events):
+        raise ValueError("each event may be listed once")
+    return events
+
+
+Events = Annotated[
+    list[EventType], Field(min_length=1, json_schema_extra={"uniqueItems": True}), AfterValidator(_unique)
+]
 
 
 class _Strict(BaseModel):
@@ -21,9 +36,9 @@ class _Strict(BaseModel):
 
 class CreateIntegratorRequest(_Strict):
     name: Name
-    url: str
+    url: Url
     auth: Auth
-    events: Annotated[list[EventType], Field(min_length=1)] = list(EventType)
+    events: Events = list(EventType)
     enabled: bool = True
     timeout_seconds: Timeout = 5.0
     seller_ids: list[Identifier] | None = None
@@ -45,9 +60,9 @@ class UpdateIntegratorRequest(_Strict):
     """Every field optional; `auth` replaces the whole auth block. `rotate_callback_secret` issues a new
     callback secret and keeps the previous one valid until the next rotation."""
 
-    url: str | None = None
+    url: Url | None = None
     auth: Auth | None = None
-    events: Annotated[list[EventType], Field(min_length=1)] | None = None
+    events: Events | None = None
     enabled: bool | None = None
     timeout_seconds: Timeout | None = None
     seller_ids: list[Identifier] | None = None
@@ -58,6 +73,13 @@ class UpdateIntegratorRequest(_Strict):
     def _url(cls, url: str | None) -> str | None:
         return None if url is None else check_url(url)
 
+    @field_validator("auth")
+    @classmethod
+    def _token_url(cls, auth: Any) -> Any:
+        if isinstance(auth, OAuth2Auth):
+            check_url(auth.token_url)
+        return auth
+
 
 class IntegratorView(BaseModel):
     name: str
@@ -66,7 +88,7 @@ class IntegratorView(BaseModel):
     events: list[str]
     enabled: bool
     timeout_seconds: float
-    seller_ids: list[str] | None
+    seller_ids: list[str] | None = None
     callback_url: str
     version: int
     created_at: str
