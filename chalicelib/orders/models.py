@@ -61,9 +61,7 @@ def _zone_names(schema: dict[str, Any]) -> None:
 
 class OrderDetails(_Strict):
     datetime: AwareDatetime
-    timezone: Annotated[
-        str, StringConstraints(min_length=1, max_length=64), Field(json_schema_extra=_zone_names)
-    ]
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64), Field(json_schema_extra=_zone_names)]
     user_note: Annotated[str, StringConstraints(max_length=1000)] = ""
     items: Annotated[list[Item], Field(min_length=1, max_length=200)]
 

@@ -285,4 +285,3 @@ def test_every_order_the_schema_refuses_is_a_4xx_and_every_other_is_created(api:
         assert response.status_code == 201, (body, response.body)
     else:
         assert 400 <= response.status_code < 500, (body, response.body)
-
