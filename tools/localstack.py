@@ -178,7 +178,8 @@ def serve_api(app: Any, port: int) -> Any:
 
 
 def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
-    """One poller per SQS handler on the app object: a new handler needs no change here."""
+    """ORDER_RELAY_POLLERS pollers (default 1) per SQS handler on the app object, as Lambda runs concurrent
+    invocations of one event source: a new handler needs no change here."""
     import boto3
 
     from tools.poller import poll_once, sqs_event_sources
@@ -202,9 +203,10 @@ def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
                 elif result.failed_ids:
                     say("poller", f"{name}: {len(result.failed_ids)} records failed; left for redelivery", "yellow")
 
-        thread = threading.Thread(target=loop, name=f"poller-{source.name}", daemon=True)
-        thread.start()
-        threads.append(thread)
+        for n in range(max(1, int(os.environ.get("ORDER_RELAY_POLLERS", "1")))):
+            thread = threading.Thread(target=loop, name=f"poller-{source.name}-{n}", daemon=True)
+            thread.start()
+            threads.append(thread)
     return threads
 
 

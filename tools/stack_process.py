@@ -26,7 +26,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_stack(state: Path, startup_seconds: float = 60.0, **extra_env: str) -> Iterator[dict[str, Any]]:
+def local_stack(
+    state: Path, extra_env: dict[str, str] | None = None, startup_seconds: float = 60.0
+) -> Iterator[dict[str, Any]]:
     """The stack's stack.json (api_url, tokens, queue URL, ...); its log is `state/stack.log`."""
     state.mkdir(parents=True, exist_ok=True)
     env = {
@@ -36,7 +38,7 @@ def local_stack(state: Path, startup_seconds: float = 60.0, **extra_env: str) ->
         "ORDER_RELAY_STATE_DIR": str(state),
         "ORDER_RELAY_DEMO": "0",
         "NO_COLOR": "1",
-        **extra_env,
+        **(extra_env or {}),
     }
     for name in ("AWS_ENDPOINT_URL", "ORDER_RELAY_ADMIN_TOKEN"):
         env.pop(name, None)

@@ -246,7 +246,7 @@ def test_a_trickling_answer_ends_at_the_calls_total_deadline(
     fake.default("/slow", Trickle(interval=0.2, length=200))  # 40 s in all, each byte inside the read timeout
     assert register(api, "slow", fake.url("/slow"), timeout_seconds=1).status_code == 201
     order_id, took = dispatch_one(api, app, aws)
-    assert took < 5
+    assert took < 15  # 1.5 s for the call, the rest is moto on a busy machine; unbounded it is 40 s
     state = delivery(api, order_id, "slow")
     assert state["status"] != "delivered" and "timed out" in (state["last_error"] or ""), api.get(
         f"{ORDERS}/{order_id}/deliveries"
@@ -258,10 +258,10 @@ def test_a_huge_answer_is_read_only_up_to_the_cap(
 ) -> None:
     fake.default("/big", Huge(size=200 * 1024 * 1024))
     assert register(api, "big", fake.url("/big"), timeout_seconds=5).status_code == 201
-    order_id, took = dispatch_one(api, app, aws)
-    assert took < 5
+    order_id, _ = dispatch_one(api, app, aws)
     state = delivery(api, order_id, "big")
     assert state["status"] == "delivered" and state["response"] is None
+    assert fake.streamed_bytes < 32 * 1024 * 1024  # the reader stopped at 64 KiB; socket buffers took the rest
 
 
 # --- internal addresses in every spelling, at registration and at call time --------------------------------------

@@ -99,6 +99,7 @@ class FakeIntegrator:
         self.valid_tokens: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.streamed_bytes = 0  # body bytes a Trickle or Huge answer got out before the client stopped reading
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -220,6 +221,8 @@ class FakeIntegrator:
                 handler.wfile.write(chunk)
                 handler.wfile.flush()
                 sent += len(chunk)
+                with self._changed:
+                    self.streamed_bytes += len(chunk)
                 if isinstance(behaviour, Trickle):
                     self._stopping.wait(behaviour.interval)
         except OSError:
