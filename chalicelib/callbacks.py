@@ -157,14 +157,19 @@ def _store_remote(
     order_id: str, integrator: str, update: CallbackRequest, known: OrderStatus | None
 ) -> tuple[bool, str]:
     """Keep the report on the integrator's delivery if it moves that integrator forward (unknown statuses are
-    kept but never count as progress). Checked and written under the row's revision, so two concurrent reports
-    from one integrator cannot store a regression. Returns (stored, the integrator's previous progress)."""
+    kept but never count as progress; a repeated report is let through unchanged). Checked and written under the
+    row's revision, so two concurrent reports from one integrator cannot store a regression.
+    Returns (stored, the integrator's previous progress)."""
 
     def step() -> tuple[bool, str]:
         state = delivery_store.get_state(order_id, integrator)
         if state is None:
             raise LookupError(f"delivery {order_id}/{integrator} vanished")
         previous = state.remote_progress or OrderStatus.DISPATCHED
+        if known is not None and previous == known:
+            # The same report again (an integrator retrying after our 5xx): the order may not have caught up
+            # with it yet, so it goes on to `_advance`, which moves the order only if it still has to.
+            return True, previous
         if known is not None and not lifecycle.can_move(previous, known):
             return False, previous
         delivery_store.set_fields(
