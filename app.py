@@ -43,6 +43,7 @@ def dispatch_orders(event: SQSEvent) -> dict[str, Any]:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_outbox")
 def sweep_outbox(event: Any) -> dict[str, int]:
+    from chalicelib.dispatch.waiting import sweep as sweep_waiting
     from chalicelib.orders.service import sweep_outbox as sweep
 
-    return {"requeued": sweep()}
+    return {"requeued": sweep(), "resumed_integrators": sweep_waiting()}

@@ -24,6 +24,7 @@ class DeliveryJob(BaseModel):
     webhook_id: str
     attempt: int = 1
     round: int = 1
+    resume: int = 0  # counts resumptions after a failed probe, so the resumed attempt is not a replay
     correlation_id: str | None = None
 
 
@@ -41,13 +42,39 @@ class Notification(BaseModel):
     data: dict[str, Any] = {}
 
 
-QueueMessage = Annotated[OrderEvent | DeliveryJob | Notification, Field(discriminator="kind")]
-_adapter: TypeAdapter[OrderEvent | DeliveryJob | Notification] = TypeAdapter(QueueMessage)
+class DrainWaiting(BaseModel):
+    """Resume an integrator's waiting deliveries, oldest first (its circuit closed, or it was enabled again)."""
+
+    kind: Literal["drain_waiting"] = "drain_waiting"
+    integrator: str
+    correlation_id: str | None = None
 
 
-def parse_message(body: str) -> OrderEvent | DeliveryJob | Notification:
+class ProbeCircuit(BaseModel):
+    """An open circuit's cool-down is over: send its oldest waiting delivery as the probe."""
+
+    kind: Literal["probe_circuit"] = "probe_circuit"
+    integrator: str
+    correlation_id: str | None = None
+
+
+AnyMessage = OrderEvent | DeliveryJob | Notification | DrainWaiting | ProbeCircuit
+QueueMessage = Annotated[AnyMessage, Field(discriminator="kind")]
+_adapter: TypeAdapter[AnyMessage] = TypeAdapter(QueueMessage)
+
+
+def parse_message(body: str) -> AnyMessage:
     """Raises pydantic.ValidationError for a body that is not one of the known messages."""
     return _adapter.validate_json(body)
 
 
-__all__ = ["DeliveryJob", "Notification", "OrderEvent", "QueueMessage", "parse_message"]
+__all__ = [
+    "AnyMessage",
+    "DeliveryJob",
+    "DrainWaiting",
+    "Notification",
+    "OrderEvent",
+    "ProbeCircuit",
+    "QueueMessage",
+    "parse_message",
+]

@@ -40,6 +40,9 @@ class Settings(BaseModel):
     dispatch_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0, 300.0)
     dispatch_connect_timeout: float = 3.05
     partial_batch_response: bool = False
+    circuit_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    circuit_cooldown_seconds: float = Field(default=30.0, gt=0, le=900)
+    circuit_disable_after_seconds: float = Field(default=86400.0, gt=0)
     sweeper_grace_seconds: int = 60
     idempotency_ttl_seconds: int = 24 * 3600
     attempt_ttl_days: int = 30
@@ -85,6 +88,9 @@ _ENV = {
     "dispatch_retry_delays": ("DISPATCH_RETRY_DELAYS",),
     "dispatch_connect_timeout": ("DISPATCH_CONNECT_TIMEOUT",),
     "partial_batch_response": ("SQS_PARTIAL_BATCH_RESPONSE",),
+    "circuit_failure_threshold": ("CIRCUIT_FAILURE_THRESHOLD",),
+    "circuit_cooldown_seconds": ("CIRCUIT_COOLDOWN_SECONDS",),
+    "circuit_disable_after_seconds": ("CIRCUIT_DISABLE_AFTER_SECONDS",),
     "sweeper_grace_seconds": ("SWEEPER_GRACE_SECONDS",),
 }
 

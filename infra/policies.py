@@ -34,6 +34,7 @@ TRACING = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "api_handler": [
         ((*READ, *WRITE), ("orders", "orders_indexes", "deliveries")),
+        (("dynamodb:Query",), ("deliveries_indexes",)),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"), ("tokens",)),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"), ("integrators",)),
         (IDEMPOTENCY, ("idempotency",)),
@@ -48,7 +49,8 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "dispatch_orders": [
         ((*READ, "dynamodb:PutItem"), ("orders",)),
         ((*READ, *WRITE), ("deliveries",)),
-        (("dynamodb:GetItem", "dynamodb:Scan"), ("integrators",)),
+        (("dynamodb:Query",), ("deliveries_indexes",)),
+        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"), ("integrators",)),
         (IDEMPOTENCY, ("idempotency",)),
         (
             (
@@ -67,6 +69,9 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "sweep_outbox": [
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), ("orders",)),
         (("dynamodb:Query",), ("orders_outbox_index",)),
+        (("dynamodb:Scan",), ("integrators",)),
+        (("dynamodb:GetItem",), ("deliveries",)),
+        (("dynamodb:Query",), ("deliveries_indexes",)),
         (("sqs:SendMessage", "sqs:GetQueueUrl"), ("queue",)),
     ],
 }
@@ -86,6 +91,7 @@ def arns(stage: str, *, cloudformation: bool = False) -> dict[str, Any]:
         **tables,
         "orders_indexes": tables["orders"] + "/index/*",
         "orders_outbox_index": tables["orders"] + "/index/outbox",
+        "deliveries_indexes": tables["deliveries"] + "/index/*",
         "queue": f"arn:{partition}:sqs:{region}:{account}:{names.queue}",
         "topic": f"arn:{partition}:sns:{region}:{account}:{names.topic}",
         "secrets": f"arn:{partition}:secretsmanager:{region}:{account}:secret:{names.secrets_prefix}/integrators/*",

@@ -33,11 +33,32 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 STAGE = "test"
 
 
+def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each conditional write atomically; moto checks the condition and writes in two steps,
+    so two threads can both pass one condition. Serialise moto's writes, as the real service does per item."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def serialised(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, serialised)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A fresh moto account with every resource provisioned and the service's environment pointing at it."""
     from infra.resources import provision
 
+    atomic_moto_writes(monkeypatch)
     with mock_aws():
         env = provision(STAGE, region="us-east-1")
         for key, value in env.items():
@@ -149,3 +170,22 @@ def queue_messages(queue_url: str, max_messages: int = 10) -> list[dict[str, Any
         found.extend(dict(message) for message in batch)
         for message in batch:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def phone(aws: dict[str, str]) -> str:
+    """An SQS queue subscribed to the notifications topic: what a customer's device would receive."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="phone")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns", region_name="us-east-1").subscribe(
+        TopicArn=aws["NOTIFICATIONS_TOPIC_ARN"], Protocol="sqs", Endpoint=arn
+    )
+    return str(url)
+
+
+def notifications(phone_url: str) -> list[dict[str, Any]]:
+    """Everything published to the topic since the last call (as the subscribed queue received it)."""
+    return [json.loads(m["Body"]) for m in queue_messages(phone_url)]

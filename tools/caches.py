@@ -11,7 +11,7 @@ def reset_all() -> None:
     from chalicelib import queue
     from chalicelib.aws import reset_clients
     from chalicelib.db.records import unbind_tables
-    from chalicelib.dispatch import authentication
+    from chalicelib.dispatch import authentication, circuit, health_tally
     from chalicelib.idempotency import reset_idempotency
     from chalicelib.settings import reset_settings
 
@@ -21,4 +21,6 @@ def reset_all() -> None:
     reset_idempotency()
     parameters.clear_caches()
     authentication.tokens.clear()
+    circuit.forget()
+    health_tally.flush_discard()
     queue.forget_resolved()

@@ -9,6 +9,7 @@ import hmac
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,6 +74,7 @@ class DemoPartners:
         self.callback_secrets: dict[str, str] = {}
         self.callback_urls: dict[str, str] = {}
         self.issued_tokens: set[str] = set()
+        self.down_until: dict[str, float] = {}
         self._stop = threading.Event()
         partners = self
 
@@ -111,7 +113,19 @@ class DemoPartners:
         token = (headers.get("Authorization") or "").removeprefix("Bearer ")
         return token in self.issued_tokens
 
+    def outage(self, name: str, seconds: float) -> tuple[int, dict[str, Any]]:
+        """`POST /control/outage/<partner>?seconds=N`: the partner answers 503 for N seconds (watch its circuit)."""
+        if name not in PLANS:
+            return 404, {"error": "unknown partner"}
+        self.down_until[name] = time.monotonic() + seconds
+        self.say(name, f"is down for {seconds:.0f} s (answers 503)" if seconds else "is back up")
+        return 200, {"partner": name, "down_for_seconds": seconds}
+
     def handle(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        route, _, query = path.partition("?")
+        if route.startswith("/control/outage/"):
+            seconds = float(parse_qs(query).get("seconds", ["60"])[0])
+            return self.outage(route.removeprefix("/control/outage/"), min(max(seconds, 0.0), 3600.0))
         if path == "/oauth/token":
             form = parse_qs(body.decode())
             basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
@@ -123,6 +137,8 @@ class DemoPartners:
         name = path.strip("/")
         if name not in PLANS:
             return 404, {"error": "unknown partner"}
+        if time.monotonic() < self.down_until.get(name, 0.0):
+            return 503, {"error": "temporarily unavailable (demo outage)"}
         if not self._authorised(name, headers, body):
             self.say(name, "refused a request with bad credentials")
             return 401, {"error": "unauthorised"}

@@ -124,6 +124,12 @@ class PrettyLogs(logging.Handler):
                 f"({code}, {data['latency_ms']:.0f} ms, attempt {data['attempt']})",
                 "blue",
             )
+        elif message.startswith("circuit"):
+            colour = "green" if message.startswith("circuit closed") else "yellow"
+            detail = f" until {data['next_probe_at']}" if data.get("next_probe_at") else ""
+            say("circuit", f"{data.get('integrator')}: {paint(message, colour)}{detail}", "magenta")
+        elif message in ("delivery waiting", "waiting deliveries resumed"):
+            say("circuit", f"{data.get('integrator')}: {message} {order or data.get('count', '')}", "magenta")
         elif message == "order status changed":
             say("status", f"{order} {data['from']} -> {paint(data['to'], 'bold')} ({data['source']})", "magenta")
         elif message in ("order created", "order updated", "order cancelled"):
@@ -314,6 +320,10 @@ def configure(api_port: int, aws_port: int) -> str:
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
         }
     )
+    # Demo-friendly protection settings (a partner outage shows its circuit open, probe and close within seconds);
+    # values given to `make run` win.
+    os.environ.setdefault("CIRCUIT_FAILURE_THRESHOLD", "3")
+    os.environ.setdefault("CIRCUIT_COOLDOWN_SECONDS", "10")
     os.environ.pop("AWS_PROFILE", None)
     return admin_token
 
@@ -416,6 +426,16 @@ def banner(stack: dict[str, Any], seconds: float) -> None:
         f"    -H 'Authorization: Bearer {stack['seller_token']}' -H 'Content-Type: application/json' \\",
         f"    -d '{example_order()}'",
         "",
+        *(
+            [
+                "Make a demo partner fail for a minute and watch its circuit open, probe and close:",
+                f"  curl -s -X POST '{stack['demo_integrators']}/control/outage/delivery?seconds=60'",
+                f"  curl -s {api}/api/v1/integrators/delivery/health -H 'Authorization: Bearer {stack['admin_token']}'",
+                "",
+            ]
+            if stack["demo_integrators"]
+            else []
+        ),
         "Ctrl-C stops everything.",
         "",
     ]

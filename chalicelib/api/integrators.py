@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from chalice.app import Request, Response
 
-from chalicelib.api.http import RouteTable, correlation_id, json_response
+from chalicelib.api.http import RouteTable, correlation_id, int_query, json_response
 
 PREFIX = "/api/v1"
 routes = RouteTable(PREFIX)
@@ -53,6 +53,16 @@ def delete_integrator(_request: Request, name: str) -> Response:
 
     registry.delete_integrator(name)
     return Response(body="", status_code=204)
+
+
+@routes.route("/integrators/{name}/health", ["GET"], admin_only=True)
+def integrator_health(request: Request, name: str) -> Response:
+    from chalicelib.dispatch.health_report import health
+    from chalicelib.integrators import registry
+
+    minutes = int_query(request, "minutes", 60, 1, 1440)
+    registry.require(name)
+    return json_response(health(name, minutes))
 
 
 @routes.route("/integrators/{name}/replay", ["POST"], admin_only=True)

@@ -32,6 +32,7 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
     "get_integrator": ("Get one integrator, secrets masked (admin)", None, 200, IntegratorView),
     "update_integrator": ("Change an integrator (admin)", UpdateIntegratorRequest, 200, IntegratorView),
     "delete_integrator": ("Remove an integrator (admin)", None, 204, None),
+    "integrator_health": ("Circuit, waiting deliveries and the last minutes' attempts (admin)", None, 200, None),
     "replay_deliveries": (
         "Re-send an integrator's failed deliveries from a time range (admin)",
         ReplayRequest,

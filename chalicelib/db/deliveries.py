@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, ensure_bound
@@ -110,3 +111,55 @@ def find(integrator: str, status: str, since: str, until: str, limit: int = 500)
         f"{integrator}#{status}", DeliveryRecord.updated_at.between(since, until), limit=limit
     )
     return [_to_domain(record) for record in query]
+
+
+def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | None, reason: str, now: str) -> bool:
+    """Hold a delivery back without spending an attempt: the row becomes `waiting` and keeps the job to resume.
+
+    One UpdateItem, no read: it creates the row for a first event, or points it at this job, unless this webhook
+    was already delivered, or the row already recorded this attempt (a late duplicate of a job that ran). False
+    when so.
+    """
+    ensure_bound()
+    webhook = str(job["webhook_id"])
+    actions: list[Action] = [
+        DeliveryRecord.integrator.set(integrator),
+        DeliveryRecord.event.set(str(job["event"])),
+        DeliveryRecord.webhook_id.set(webhook),
+        DeliveryRecord.status.set("waiting"),
+        DeliveryRecord.integrator_status.set(f"{integrator}#waiting"),
+        DeliveryRecord.waiting_job.set(job),
+        DeliveryRecord.last_error.set(reason),
+        DeliveryRecord.updated_at.set(now),
+        DeliveryRecord.attempts.set(DeliveryRecord.attempts | 0),
+        DeliveryRecord.has_order.set(DeliveryRecord.has_order | False),
+        DeliveryRecord.delivered_webhook_ids.set(DeliveryRecord.delivered_webhook_ids | []),
+        DeliveryRecord.revision.add(1),
+    ]
+    actions.append(DeliveryRecord.next_attempt_at.set(until) if until else DeliveryRecord.next_attempt_at.remove())
+    not_run_yet = (
+        (DeliveryRecord.webhook_id != webhook)
+        | (DeliveryRecord.attempts < int(job["attempt"]))
+        | (DeliveryRecord.status == "pending")
+    )
+    condition = DeliveryRecord.sk.does_not_exist() | (
+        ~DeliveryRecord.delivered_webhook_ids.contains(webhook) & not_run_yet
+    )
+    try:
+        DeliveryRecord(order_id, STATE + integrator).update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if condition_failed(exc):
+            return False
+        raise
+    return True
+
+
+def oldest_waiting(integrator: str, limit: int) -> list[DeliveryState]:
+    """The integrator's waiting deliveries, longest waiting first (one index Query)."""
+    return find(integrator, "waiting", "0", "~", limit=limit)
+
+
+def count_waiting(integrator: str) -> int:
+    """How many deliveries wait for `integrator` (an index count: reads the waiting rows, never the attempts)."""
+    ensure_bound()
+    return int(DeliveryRecord.by_integrator_status.count(f"{integrator}#waiting"))

@@ -22,6 +22,9 @@ def _to_domain(record: IntegratorRecord) -> IntegratorConfig:
         seller_ids=list(record.seller_ids) if record.seller_ids is not None else None,
         enabled=bool(record.enabled),
         timeout_seconds=float(record.timeout_seconds),
+        max_requests_per_second=(
+            int(record.max_requests_per_second) if record.max_requests_per_second is not None else None
+        ),
         secret_name=record.secret_name,
         version=int(record.version),
         created_at=record.created_at,

@@ -18,11 +18,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
+from chalicelib.dispatch import health_tally, waiting
 from chalicelib.dispatch.delivery import handle_job
 from chalicelib.dispatch.order_events import handle_order_event
 from chalicelib.domain.integrator import Integrator
 from chalicelib.integrators.registry import load_integrators
-from chalicelib.messages import DeliveryJob, Notification, OrderEvent, parse_message
+from chalicelib.messages import DeliveryJob, DrainWaiting, Notification, OrderEvent, ProbeCircuit, parse_message
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
@@ -49,9 +50,12 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
         futures[record.message_id].result()
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        health_tally.flush()
     failures = response.get("batchItemFailures", [])
     if failures and not get_settings().partial_batch_response:
         raise BatchFailed(f"{len(failures)} of {len(records)} records failed; the batch will be redelivered")
@@ -86,5 +90,9 @@ def handle_record(record: dict[str, Any], integrators: list[Integrator] | None =
             handle_job(message)
         elif isinstance(message, Notification):
             publisher.publish(message)
+        elif isinstance(message, DrainWaiting):
+            waiting.drain(message)
+        elif isinstance(message, ProbeCircuit):
+            waiting.probe(message)
     finally:
         logger.thread_safe_clear_keys()

@@ -4,16 +4,20 @@ attempt. Idempotent per (webhook id, round, attempt): a redelivered job replays 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
+from chalicelib.db import integrator_control as control
 from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
-from chalicelib.dispatch import outcomes, transport
+from chalicelib.dispatch import circuit, health_tally, outcomes, transport, waiting
+from chalicelib.dispatch.circuit_policy import Admission
 from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
-from chalicelib.domain.clock import iso, utcnow
+from chalicelib.domain import clock
+from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
 from chalicelib.domain.integrator import Integrator
@@ -25,7 +29,15 @@ from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
 
-DISABLED_RECHECK_SECONDS = 900
+
+class RateLimited(Exception):
+    """The integrator's request-per-second budget is spent for now; `wait` seconds until a slot frees up."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate limited for {wait:.2f} s")
+        self.wait = wait
+
+
 STATUS_AFTER = {Outcome.DELIVERED: DeliveryStatus.DELIVERED, Outcome.RETRY: DeliveryStatus.RETRYING}
 METRIC = {Outcome.DELIVERED: "DeliverySucceeded", Outcome.RETRY: "DeliveryRetried", Outcome.FAILED: "DeliveryFailed"}
 
@@ -39,40 +51,59 @@ def supersede(state: DeliveryState, reason: str) -> None:
 
 
 def handle_job(job: DeliveryJob) -> None:
-    """A queued attempt (a retry, or an admin's new round): run it if the delivery still waits for it."""
+    """A queued attempt (a retry, a resumed or rate-limited delivery, an admin's new round): run it if the delivery
+    still waits for it. No row yet means it was held back before its first claim (the rate limit): run it."""
     state = store.get_state(job.order_id, job.integrator)
-    if state is None or state.webhook_id != job.webhook_id or not state.status.in_flight:
+    if state is not None and (state.webhook_id != job.webhook_id or not state.status.in_flight):
         logger.info("retry no longer needed", extra={"order_id": job.order_id, "integrator": job.integrator})
         return
     integrator = load_integrator(job.integrator)
     if integrator is None:
-        supersede(state, "integrator removed")
+        if state is not None:
+            supersede(state, "integrator removed")
         return
     if not integrator.enabled:
-        # Disabled integrators keep their pending deliveries: look again later, without spending an attempt.
-        queue.send(job, delay_seconds=DISABLED_RECHECK_SECONDS, correlation_id=job.correlation_id)
+        # Disabled integrators keep their deliveries, without spending an attempt; enabling resumes them.
+        waiting.park(job, until=None, reason="integrator disabled")
         return
     deliver(job, integrator)
 
 
 def deliver(job: DeliveryJob, integrator: Integrator) -> None:
-    """Run one attempt with this job's log keys (thread-local: deliveries of a batch run side by side)."""
+    """Run one attempt with this job's log keys (thread-local: deliveries of a batch run side by side), unless
+    the integrator's circuit or rate limit holds it back."""
     outer = logger.thread_safe_get_current_keys()
     logger.thread_safe_append_keys(correlation_id=job.correlation_id, order_id=job.order_id, integrator=job.integrator)
     try:
-        run_once(
-            _attempt,
-            data={"job": job.model_dump(mode="json"), "integrator": integrator.name},
-            key_prefix="delivery",
-            key_path="job.[webhook_id, round, attempt]",
-        )
+        with circuit.in_flight(integrator.name):
+            _admit_and_attempt(job, integrator)
     finally:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(**outer)
 
 
+def _admit_and_attempt(job: DeliveryJob, integrator: Integrator) -> None:
+    admission = circuit.admit(integrator.name, job.webhook_id)
+    if admission is Admission.WAIT:
+        stored = circuit.current(integrator.name)
+        waiting.park(job, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
+        return
+    try:
+        run_once(
+            _attempt,
+            data={"job": job.model_dump(mode="json"), "probe": admission is Admission.PROBE},
+            key_prefix="delivery",
+            key_path="job.[webhook_id, round, attempt, resume]",
+        )
+    except RateLimited as limited:  # over the limit: try again shortly, without spending an attempt
+        count("DeliveryRateLimited")
+        delay = limited.wait + random.uniform(0, 1)  # noqa: S311 - spreading, not security
+        queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
+
+
 def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     job = DeliveryJob.model_validate(data["job"])
+    probe = job.webhook_id if data.get("probe") else None
     integrator = load_integrator(job.integrator)
     order = order_store.get(job.order_id)
     if integrator is None or order is None:
@@ -83,8 +114,13 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
         supersede(state, "order cancelled")
         return {"outcome": "superseded"}
+    if integrator.max_requests_per_second:
+        # Reserved last, right before the call: what the integrator sees is what the window counted.
+        wait = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
+        if wait is not None:
+            raise RateLimited(wait)  # forgets this attempt's idempotency record: the re-queued job runs it
     result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, payload=order.integrator_payload())
-    return _record(job, order, result)
+    return _record(job, order, result, probe=probe)
 
 
 def _claim(job: DeliveryJob) -> DeliveryState | None:
@@ -114,20 +150,18 @@ def _pointing_at(job: DeliveryJob) -> dict[str, Any]:
     }
 
 
-def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[str, Any]:
-    settings = get_settings()
-    now = utcnow()
-    outcome = final_outcome(result.outcome, job.attempt, settings)
-    delay = retry_delay(job.attempt, result.retry_after, settings) if outcome is Outcome.RETRY else None
+def _log_attempt(
+    job: DeliveryJob, result: transport.Result, outcome: Outcome, now: datetime, delay: float | None
+) -> None:
     store.add_attempt(
         job.order_id,
         now,
-        settings.attempt_ttl_days,
+        get_settings().attempt_ttl_days,
         integrator=job.integrator,
         event=job.event.value,
         webhook_id=job.webhook_id,
         attempt=job.attempt,
-        at=iso(now),
+        at=clock.iso(now),
         outcome=outcome.value,
         status_code=result.status_code,
         latency_ms=round(result.latency_ms, 1),
@@ -136,6 +170,28 @@ def _record(job: DeliveryJob, order: Order, result: transport.Result) -> dict[st
         response_body=result.body_text,
         retry_in_seconds=round(delay, 1) if delay is not None else None,
     )
+
+
+def _probe_failed(job: DeliveryJob, result: transport.Result, until: str | None, now: datetime) -> dict[str, Any]:
+    """The probe did not get through: it waits again with the others, its attempt not spent."""
+    _log_attempt(job, result, Outcome.RETRY, now, None)
+    waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
+    return {"outcome": "waiting", "status_code": result.status_code}
+
+
+def _record(job: DeliveryJob, order: Order, result: transport.Result, *, probe: str | None) -> dict[str, Any]:
+    settings = get_settings()
+    now = clock.utcnow()
+    health_tally.note(job.integrator, now, result.outcome.value, result.latency_ms)
+    if result.outcome is Outcome.RETRY:
+        state_now = circuit.record_failure(job.integrator, result.error or "retryable failure", probe=probe)
+        if probe is not None:
+            return _probe_failed(job, result, state_now.next_probe_at, now)
+    elif result.status_code is not None:
+        circuit.record_answer(job.integrator, probe=probe)
+    outcome = final_outcome(result.outcome, job.attempt, settings)
+    delay = retry_delay(job.attempt, result.retry_after, settings) if outcome is Outcome.RETRY else None
+    _log_attempt(job, result, outcome, now, delay)
 
     def step() -> DeliveryState:
         state = store.get_state(job.order_id, job.integrator)

@@ -1,15 +1,18 @@
-"""What a delivery's end means for the order and its customer: the first success dispatches the order, a
-failure is reported, and an order no integrator could receive fails."""
+"""What delivery outcomes mean beyond the delivery: the first success dispatches the order, a failure is
+reported, an order no integrator could receive fails, and an integrator down for too long is disabled."""
 
 from __future__ import annotations
 
 from chalicelib.db import deliveries as store
 from chalicelib.dispatch.transport import Result
+from chalicelib.domain.circuit import Circuit
 from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
+from chalicelib.integrators import registry
 from chalicelib.messages import DeliveryJob
 from chalicelib.notifications import publisher
+from chalicelib.observability import logger
 from chalicelib.orders.progress import apply_status
 
 
@@ -45,3 +48,17 @@ def on_failure(order: Order, job: DeliveryJob, result: Result) -> None:
     )
     if moved and changed is not None:
         publisher.notify(changed, "order.failed", "Your order could not be placed.", key="failed")
+
+
+def disable_after_outage(integrator: str, circuit: Circuit) -> None:
+    """The circuit has been open for CIRCUIT_DISABLE_AFTER_SECONDS: stop probing and tell the operators. Its
+    waiting deliveries stay waiting; enabling the integrator again resumes them."""
+    if not registry.disable_integrator(integrator, reason=f"circuit open since {circuit.opened_at}"):
+        return
+    logger.warning("integrator disabled after a long outage", extra={"integrator": integrator})
+    publisher.publish_operator_event(
+        "integrator.disabled",
+        integrator,
+        f"{integrator} was disabled: unreachable since {circuit.opened_at}.",
+        {"opened_at": circuit.opened_at, "last_error": circuit.last_error},
+    )

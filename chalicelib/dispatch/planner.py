@@ -21,7 +21,7 @@ def plan(event: OrderEvent, order: Order, integrator: Integrator, state: Deliver
         return None
     has_order = bool(state and state.has_order)
     # A queued retry will carry the latest content; a "pending" claim left by a crash is simply run again.
-    retrying = bool(state and state.status == "retrying")
+    retrying = bool(state and state.status.queued)
     if event.type is EventType.CANCELLED:
         return EventType.CANCELLED if has_order and integrator.wants(event.type, order.seller_id) else None
     if order.status == OrderStatus.CANCELLED:

@@ -17,13 +17,19 @@ DELIVERED_IDS_KEPT = 20
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # claimed by a dispatcher, being sent (or left so by a crash: sent again)
     RETRYING = "retrying"  # the last attempt failed in a retryable way; the next one is queued
+    WAITING = "waiting"  # held back, no attempt spent: the integrator's circuit is open or it is disabled
     DELIVERED = "delivered"  # the integrator answered 2xx to the current event
     FAILED = "failed"  # attempts used up, or refused for good; an admin may send it again
     SUPERSEDED = "superseded"  # no longer worth sending (order cancelled, integrator removed)
 
     @property
     def in_flight(self) -> bool:
-        return self in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+        return self in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING, DeliveryStatus.WAITING)
+
+    @property
+    def queued(self) -> bool:
+        """A later attempt is already on its way (a queued retry, or a parked job that will be resumed)."""
+        return self in (DeliveryStatus.RETRYING, DeliveryStatus.WAITING)
 
 
 def webhook_id(order_id: str, event: str, version: int, integrator: str) -> str:
@@ -55,6 +61,7 @@ class DeliveryState(BaseModel):
     remote_message: str | None = None
     remote_eta: str | None = None
     remote_details: dict[str, Any] | None = None
+    waiting_job: dict[str, Any] | None = None  # the DeliveryJob to resume when the wait is over
     updated_at: str
     revision: int = 0
 
@@ -67,4 +74,4 @@ class DeliveryState(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What the API shows: everything but the bookkeeping."""
-        return self.model_dump(mode="json", exclude={"delivered_webhook_ids", "revision", "order_id"})
+        return self.model_dump(mode="json", exclude={"delivered_webhook_ids", "revision", "order_id", "waiting_job"})

@@ -18,6 +18,7 @@ class IntegratorConfig:
     seller_ids: list[str] | None
     enabled: bool
     timeout_seconds: float
+    max_requests_per_second: int | None
     secret_name: str
     version: int
     created_at: str
@@ -36,6 +37,7 @@ class Integrator:
     enabled: bool
     timeout_seconds: float
     seller_ids: list[str] | None
+    max_requests_per_second: int | None = None
     callback_secrets: list[str] = field(default_factory=list)
 
     def wants(self, event: str, seller_id: str) -> bool:

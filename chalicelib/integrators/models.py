@@ -28,6 +28,10 @@ def _unique(events: list[EventType]) -> list[EventType]:
 Events = Annotated[
     list[EventType], Field(min_length=1, json_schema_extra={"uniqueItems": True}), AfterValidator(_unique)
 ]
+RequestsPerSecond = Annotated[
+    int,
+    Field(ge=1, le=1000, description="Most requests per second, across every dispatcher; over it deliveries wait"),
+]
 
 
 class _Strict(BaseModel):
@@ -42,6 +46,7 @@ class CreateIntegratorRequest(_Strict):
     enabled: bool = True
     timeout_seconds: Timeout = 5.0
     seller_ids: list[Identifier] | None = None
+    max_requests_per_second: RequestsPerSecond | None = None
 
     @field_validator("url")
     @classmethod
@@ -66,6 +71,7 @@ class UpdateIntegratorRequest(_Strict):
     enabled: bool | None = None
     timeout_seconds: Timeout | None = None
     seller_ids: list[Identifier] | None = None
+    max_requests_per_second: RequestsPerSecond | None = None
     rotate_callback_secret: bool = False
 
     @field_validator("url")
@@ -89,6 +95,7 @@ class IntegratorView(BaseModel):
     enabled: bool
     timeout_seconds: float
     seller_ids: list[str] | None = None
+    max_requests_per_second: int | None = None
     callback_url: str
     version: int
     created_at: str

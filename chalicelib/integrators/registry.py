@@ -4,6 +4,7 @@ Manager (`integrators.secrets`); secrets are shown once, at creation or rotation
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +37,7 @@ def _view(config: IntegratorConfig, stored: dict[str, Any], callback_base: str |
         enabled=config.enabled,
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
+        max_requests_per_second=config.max_requests_per_second,
         callback_url=f"{base}/api/v1/callbacks/{config.name}",
         version=config.version,
         created_at=config.created_at,
@@ -66,6 +68,7 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         seller_ids=request.seller_ids,
         enabled=request.enabled,
         timeout_seconds=request.timeout_seconds,
+        max_requests_per_second=request.max_requests_per_second,
         secret_name=secret_name,
         version=1,
         created_at=now,
@@ -92,6 +95,11 @@ def _config(name: str) -> IntegratorConfig:
     if config is None:
         raise NotFound(f"integrator {name} not found")
     return config
+
+
+def require(name: str) -> IntegratorConfig:
+    """The integrator's configuration, or NotFound."""
+    return _config(name)
 
 
 def list_integrators(*, callback_base: str | None = None) -> list[dict[str, Any]]:
@@ -129,6 +137,8 @@ def _apply_settings(config: IntegratorConfig, request: UpdateIntegratorRequest, 
         config.events = [event.value for event in request.events]
     if "seller_ids" in patch:
         config.seller_ids = request.seller_ids
+    if "max_requests_per_second" in patch:  # null removes the limit
+        config.max_requests_per_second = request.max_requests_per_second
 
 
 def update_integrator(name: str, patch: Any, *, callback_base: str | None = None) -> dict[str, Any]:
@@ -164,6 +174,8 @@ def update_integrator(name: str, patch: Any, *, callback_base: str | None = None
         raise
     _discard_unless_current(current, config)
     logger.info("integrator updated", extra={"integrator": name, "fields": sorted(patch)})
+    if config.enabled and not current.enabled:
+        _resume(name)
     view = _view(config, stored, callback_base)
     if new_callback_secret:
         view["callback_secret"] = new_callback_secret
@@ -175,6 +187,34 @@ def update_integrator(name: str, patch: Any, *, callback_base: str | None = None
 def _discard_unless_current(unused: IntegratorConfig, current: IntegratorConfig) -> None:
     if unused.secret_name != current.secret_name:
         secrets.discard(unused.secret_name)
+
+
+def disable_integrator(name: str, *, reason: str) -> bool:
+    """Disable an enabled integrator (the dispatcher's call after a long outage). True if this call did it."""
+    current = store.get(name)
+    if current is None or not current.enabled:
+        return False
+    try:
+        store.replace(replace(current, enabled=False, version=current.version + 1, updated_at=iso()), current.version)
+    except StaleWrite:
+        return False
+    logger.warning("integrator disabled", extra={"integrator": name, "reason": reason})
+    return True
+
+
+def _resume(name: str) -> None:
+    """Enabled again: start from a closed circuit and resume every delivery that waited meanwhile."""
+    from chalicelib import queue
+    from chalicelib.db import integrator_control
+    from chalicelib.db.integrator_control import CircuitChanged
+    from chalicelib.domain.circuit import Circuit
+    from chalicelib.messages import DrainWaiting
+
+    circuit = integrator_control.get_circuit(name)
+    if circuit != Circuit(integrator=name, revision=circuit.revision):
+        with contextlib.suppress(CircuitChanged):
+            integrator_control.save_circuit(Circuit(integrator=name, revision=circuit.revision))
+    queue.send(DrainWaiting(integrator=name))
 
 
 def delete_integrator(name: str) -> None:
@@ -205,6 +245,7 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
         enabled=config.enabled,
         timeout_seconds=config.timeout_seconds,
         seller_ids=config.seller_ids,
+        max_requests_per_second=config.max_requests_per_second,
         callback_secrets=list(stored.get("callback_secrets") or []),
     )
 

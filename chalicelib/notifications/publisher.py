@@ -95,3 +95,27 @@ def publish(note: Notification) -> bool:
 
 def notify(order: Order, event: str, text: str, *, key: str, data: dict[str, Any] | None = None) -> bool:
     return publish(build(order, event, text, key=key, data=data))
+
+
+def publish_operator_event(event: str, integrator: str, text: str, data: dict[str, Any] | None = None) -> bool:
+    """An event about an integrator rather than an order (`integrator.disabled`): for operators and sellers'
+    back offices subscribed to the topic, with the `event` and `integrator` attributes. Published by the one
+    caller whose conditional write made the change, so it is not repeated; a failure is logged and counted (the
+    change itself is visible in the API)."""
+    body = json.dumps({"event": event, "integrator": integrator, "text": text, **(data or {})})
+    try:
+        sns().publish(
+            TopicArn=queue.topic_arn(),
+            Message=json.dumps({"default": body}),
+            MessageStructure="json",
+            MessageAttributes={
+                "event": {"DataType": "String", "StringValue": event},
+                "integrator": {"DataType": "String", "StringValue": integrator},
+            },
+        )
+    except Exception:  # noqa: BLE001 - an operator event must never undo the change it reports
+        logger.exception("operator event not published", extra={"event": event, "integrator": integrator})
+        count("OperatorEventsFailed")
+        return False
+    count("OperatorEventsPublished")
+    return True

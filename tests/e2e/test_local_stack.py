@@ -53,6 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "ORDER_RELAY_AWS_PORT": str(free_port()),
         "ORDER_RELAY_STATE_DIR": str(state),
         "ORDER_RELAY_DEMO_STEP_SECONDS": "0.2",
+        "CIRCUIT_COOLDOWN_SECONDS": "2",
+        "DISPATCH_RETRY_DELAYS": "1",
         "NO_COLOR": "1",
     }
     for name in ("AWS_ENDPOINT_URL", "ORDER_RELAY_ADMIN_TOKEN"):
@@ -220,3 +222,36 @@ def test_a_port_in_use_gets_a_clear_message(stack: dict[str, Any]) -> None:
     port = stack["api_url"].rsplit(":", 1)[1]
     second = start_another(ORDER_RELAY_PORT=port, ORDER_RELAY_STATE_DIR=str(stack["state"] / "other"))
     assert second.returncode == 1 and f"port {port} is in use" in second.stderr
+
+
+def test_a_partner_outage_opens_its_circuit_and_every_order_arrives_after(stack: dict[str, Any]) -> None:
+    """The outage story over real HTTP: the demo delivery partner answers 503; its circuit opens, the deliveries
+    wait instead of failing; the partner comes back, the probe closes the circuit, and every order reaches it."""
+    outage = f"{stack['demo_integrators']}/control/outage/delivery"
+    assert requests.post(f"{outage}?seconds=600", timeout=5).status_code == 200
+    ids = [call(stack, "POST", "/api/v1/orders", json=order_body(user_id=f"u-out-{n}")).json()["id"] for n in range(5)]
+
+    def health() -> dict[str, Any]:
+        return dict(call(stack, "GET", "/api/v1/integrators/delivery/health", token=stack["admin_token"]).json())
+
+    opened = eventually(lambda: health() if health()["circuit"] != "closed" else None, timeout=30)
+    assert opened["last_error"] == "HTTP 503"
+    assert all(
+        {d["integrator"]: d["status"] for d in call(stack, "GET", f"/api/v1/orders/{i}").json()["deliveries"]}.get(
+            "delivery"
+        )
+        != "failed"
+        for i in ids
+    ), "no delivery fails while the circuit holds it back"
+    assert requests.post(f"{outage}?seconds=0", timeout=5).status_code == 200
+
+    def delivered_everywhere() -> bool:
+        orders = [call(stack, "GET", f"/api/v1/orders/{i}").json() for i in ids]
+        return all(
+            {d["integrator"]: d["status"] for d in o["deliveries"]}.get("delivery") == "delivered" for o in orders
+        )
+
+    eventually(delivered_everywhere, timeout=60)
+    final = health()
+    assert final["circuit"] == "closed" and final["waiting"] == 0
+    assert final["window"]["attempts"] >= 5 and final["window"]["failed"] >= 1

@@ -12,7 +12,7 @@ import boto3
 import pytest
 import standardwebhooks
 
-from tests.conftest import Api, queue_messages
+from tests.conftest import Api, notifications
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 from tools.sample_order import order_body
@@ -24,22 +24,6 @@ ORDERS = "/api/v1/orders"
 def fake() -> Iterator[FakeIntegrator]:
     with FakeIntegrator() as server:
         yield server
-
-
-@pytest.fixture
-def phone(aws: dict[str, str]) -> str:
-    """An SQS queue subscribed to the notifications topic: what a customer's device would receive."""
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    url = sqs.create_queue(QueueName="phone")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns", region_name="us-east-1").subscribe(
-        TopicArn=aws["NOTIFICATIONS_TOPIC_ARN"], Protocol="sqs", Endpoint=arn
-    )
-    return str(url)
-
-
-def notifications(phone_url: str) -> list[dict[str, Any]]:
-    return [json.loads(m["Body"]) for m in queue_messages(phone_url)]
 
 
 class Partner:

@@ -431,7 +431,7 @@ def test_admin_can_resend_a_failed_delivery(
     assert len(sent) == 2 and sent[0].headers["webhook-id"] == sent[1].headers["webhook-id"]
 
 
-def test_disabled_integrator_keeps_its_pending_retry(
+def test_disabled_integrator_keeps_its_pending_retry_until_enabled_again(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
 ) -> None:
     from chalicelib.dispatch.delivery import handle_job as handle_retry
@@ -454,7 +454,13 @@ def test_disabled_integrator_keeps_its_pending_retry(
         )
     )
     assert len(fake.requests("/p")) == 1
-    assert deliveries(api, order_id)["partner"]["status"] == "retrying"
+    held = deliveries(api, order_id)["partner"]
+    assert held["status"] == "waiting" and held["attempts"] == 1, "held back without spending an attempt"
+    fake.default("/p", Reply(200, json={}))
+    assert api.patch("/api/v1/integrators/partner", {"enabled": True}).status_code == 200
+    run(app, sqs, aws)
+    assert deliveries(api, order_id)["partner"]["status"] == "delivered"
+    assert len(fake.requests("/p")) == 2
 
 
 # --- concurrency -----------------------------------------------------------------------------------------------

@@ -337,10 +337,10 @@ def test_order_saved_but_not_queued_is_requeued_by_the_sweeper(
 
     with Client(app, project_dir=str(tmp_path)) as client:
         tick = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
-        assert client.lambda_.invoke("sweep_outbox", tick).payload == {"requeued": 1}
+        assert client.lambda_.invoke("sweep_outbox", tick).payload == {"requeued": 1, "resumed_integrators": 0}
         messages = queue_messages(aws["ORDERS_QUEUE_URL"])
         assert [json.loads(m["Body"])["order_id"] for m in messages] == [order["id"]]
-        assert client.lambda_.invoke("sweep_outbox", tick).payload == {"requeued": 0}
+        assert client.lambda_.invoke("sweep_outbox", tick).payload == {"requeued": 0, "resumed_integrators": 0}
 
 
 # --- docs ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,207 @@
+"""Per-integrator control items, kept in the deliveries table beside the delivery rows (their keys never look
+like an order id): the circuit (`circuit#<name>`), the rate-limit window (`rate#<name>`) and sharded per-minute
+health counters (`health#<name>#<shard>`, one item per minute). Each has its own partition key, so none of
+them shares a partition's write capacity with another.
+
+Written with the low-level client: these are counters and conditional swaps that need expressions pynamodb
+does not offer (ReturnValuesOnConditionCheckFailure, ADD on attributes named at run time).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
+
+from chalicelib.aws import client
+from chalicelib.db.concurrency import StaleWrite
+from chalicelib.domain.circuit import Circuit
+from chalicelib.settings import get_settings
+
+HEALTH_SHARDS = 8
+HEALTH_RETENTION_DAYS = 2
+# Upper bounds (ms) of the latency histogram kept in each health bucket; percentiles are read off it.
+# The rate window is one second plus this margin: a request reaches the integrator a little after its slot was
+# reserved, by a varying amount, and the integrator counts arrivals. 5/s means at most 5 in any 1.2 s.
+MARGIN_SECONDS = 0.2
+LATENCY_BOUNDS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
+
+
+class CircuitChanged(StaleWrite):
+    """The circuit moved since it was read; `current` is what is stored now (no extra read needed)."""
+
+    def __init__(self, current: Circuit) -> None:
+        super().__init__(f"circuit of {current.integrator} changed")
+        self.current = current
+
+
+def _table() -> str:
+    return get_settings().deliveries_table
+
+
+def _conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+# --- circuit ---------------------------------------------------------------------------------------------------
+
+
+def _circuit_key(name: str) -> dict[str, Any]:
+    return {"order_id": {"S": f"circuit#{name}"}, "sk": {"S": "circuit"}}
+
+
+def _circuit_from(item: dict[str, Any] | None, name: str) -> Circuit:
+    if not item or "doc" not in item:
+        return Circuit(integrator=name)
+    return Circuit.model_validate_json(item["doc"]["S"])
+
+
+def get_circuit(name: str) -> Circuit:
+    """The stored circuit; a closed one when none was ever written (a healthy integrator has no item)."""
+    response = client("dynamodb").get_item(TableName=_table(), Key=_circuit_key(name), ConsistentRead=True)
+    return _circuit_from(response.get("Item"), name)
+
+
+def save_circuit(circuit: Circuit) -> Circuit:
+    """Store `circuit` if the stored revision is still `circuit.revision`; raises CircuitChanged (carrying the
+    stored circuit) otherwise. Returns the circuit as stored (next revision)."""
+    stored = circuit.model_copy(update={"revision": circuit.revision + 1})
+    item = {
+        **_circuit_key(circuit.integrator),
+        "doc": {"S": stored.model_dump_json()},
+        "revision": {"N": str(stored.revision)},
+    }
+    try:
+        client("dynamodb").put_item(
+            TableName=_table(),
+            Item=item,
+            ConditionExpression="attribute_not_exists(sk) OR revision = :expected",
+            ExpressionAttributeValues={":expected": {"N": str(circuit.revision)}},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if _conditional_failure(exc):
+            stored_item = cast("dict[str, Any] | None", exc.response.get("Item"))
+            raise CircuitChanged(_circuit_from(stored_item, circuit.integrator)) from exc
+        raise
+    return stored
+
+
+# --- rate limit: a sliding one-second window of send slots ---------------------------------------------------
+
+
+def reserve_send_slot(name: str, limit: int, now: float | None = None, margin: float = MARGIN_SECONDS) -> float | None:
+    """Reserve one of `limit` send slots in any one-second window, shared by every dispatcher.
+
+    The item keeps the times of the last `limit` sends; a send may take the oldest slot only if it is more than a
+    second (plus `margin`) old, swapped with a conditional write. Returns None when reserved, else the seconds to
+    wait until the oldest slot frees up. One write per reservation, plus one per conflict.
+    """
+    key = {"order_id": {"S": f"rate#{name}"}, "sk": {"S": "rate"}}
+    dynamodb = client("dynamodb")
+    slots: list[float] | None = None
+    for _ in range(8):
+        at = time.time() if now is None else now
+        if slots is None or len(slots) != limit:
+            item = dynamodb.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+            stored = [float(v["N"]) for v in item["slots"]["L"]] if item and "slots" in item else []
+            slots = stored if len(stored) == limit else []
+        if not slots:
+            try:
+                dynamodb.put_item(
+                    TableName=_table(),
+                    Item={
+                        **key,
+                        "slots": {"L": [{"N": repr(at)}] + [{"N": "0"}] * (limit - 1)},
+                        "slot_count": {"N": str(limit)},
+                    },
+                    ConditionExpression="attribute_not_exists(sk) OR slot_count <> :limit",
+                    ExpressionAttributeValues={":limit": {"N": str(limit)}},
+                )
+                return None
+            except ClientError as exc:
+                if not _conditional_failure(exc):
+                    raise
+                slots = None
+                continue
+        index = min(range(limit), key=lambda i: slots[i] if slots else 0.0)
+        oldest = slots[index]
+        if at - oldest < 1.0 + margin:
+            return 1.0 + margin - (at - oldest)
+        try:
+            dynamodb.update_item(
+                TableName=_table(),
+                Key=key,
+                UpdateExpression=f"SET slots[{index}] = :now",
+                ConditionExpression=f"slots[{index}] = :old AND slot_count = :limit",
+                ExpressionAttributeValues={
+                    ":now": {"N": repr(at)},
+                    ":old": {"N": repr(oldest) if oldest else "0"},
+                    ":limit": {"N": str(limit)},
+                },
+            )
+            return None
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+            slots = None  # someone took a slot meanwhile: read the window again
+    return 0.2  # heavy contention: wait a moment rather than spin
+
+
+# --- health counters -----------------------------------------------------------------------------------------
+
+
+def minute_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+def latency_bucket(latency_ms: float) -> int:
+    for index, bound in enumerate(LATENCY_BOUNDS_MS):
+        if latency_ms <= bound:
+            return index
+    return len(LATENCY_BOUNDS_MS)
+
+
+def add_health(name: str, minute: str, counts: dict[str, int]) -> None:
+    """Add `counts` (attempts, delivered, failed, retried, l00..l14) to one random shard of `minute`'s bucket."""
+    shard = random.randrange(HEALTH_SHARDS)  # noqa: S311 - load spreading, not security
+    names = {f"#{n}": n for n in counts}
+    values = {f":{n}": {"N": str(v)} for n, v in counts.items()}
+    expires = datetime.strptime(minute, "%Y-%m-%dT%H:%M") + timedelta(days=HEALTH_RETENTION_DAYS)
+    client("dynamodb").update_item(
+        TableName=_table(),
+        Key={"order_id": {"S": f"health#{name}#{shard}"}, "sk": {"S": minute}},
+        UpdateExpression="ADD " + ", ".join(f"#{n} :{n}" for n in counts) + " SET expires_at = :expires",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={**values, ":expires": {"N": str(int(expires.timestamp()))}},
+    )
+
+
+def read_health(name: str, first_minute: str, last_minute: str) -> dict[str, int]:
+    """Sum of every shard's counters over [first_minute, last_minute]: one Query per shard, whatever the number of
+    attempts (at most one item per shard and minute)."""
+    totals: dict[str, int] = {}
+    dynamodb = client("dynamodb")
+    for shard in range(HEALTH_SHARDS):
+        kwargs: dict[str, Any] = {
+            "TableName": _table(),
+            "KeyConditionExpression": "order_id = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"health#{name}#{shard}"},
+                ":first": {"S": first_minute},
+                ":last": {"S": last_minute},
+            },
+        }
+        while True:
+            page = dynamodb.query(**kwargs)
+            for item in page.get("Items", []):
+                for attr, value in item.items():
+                    if attr not in ("order_id", "sk", "expires_at") and "N" in value:
+                        totals[attr] = totals.get(attr, 0) + int(float(value["N"]))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return totals

@@ -1,0 +1,300 @@
+"""Integrator protection through the public surface: a circuit per integrator shared by every dispatcher,
+deliveries that wait instead of failing while it is open, the probe, the drain, the rate limit and health."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.domain import clock
+from chalicelib.messages import ProbeCircuit
+from tests.conftest import Api, notifications
+from tests.support.fake_integrator import FakeIntegrator, Reply
+from tools.poller import drain, poll_once
+from tools.sample_order import order_body
+
+ORDERS = "/api/v1/orders"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeIntegrator]:
+    with FakeIntegrator() as server:
+        yield server
+
+
+@pytest.fixture
+def sqs() -> Any:
+    return boto3.client("sqs", region_name="us-east-1")
+
+
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Move the service's clock forward (cool-downs and probe times are business time, not test time)."""
+    real = clock.utcnow
+    offset = [timedelta(0)]
+
+    def shifted() -> datetime:
+        return real() + offset[0]
+
+    monkeypatch.setattr(clock, "utcnow", shifted)
+
+    def advance(seconds: float) -> None:
+        offset[0] += timedelta(seconds=seconds)
+
+    return advance
+
+
+def register(api: Api, name: str, url: str, **extra: Any) -> None:
+    body = {"name": name, "url": url, "auth": {"type": "none"}, "timeout_seconds": 2, **extra}
+    response = api.post("/api/v1/integrators", body)
+    assert response.status_code == 201, response.body
+
+
+def new_order(api: Api, **kw: Any) -> str:
+    response = api.post(ORDERS, order_body(**kw))
+    assert response.status_code == 201, response.body
+    return str(response.json_body["id"])
+
+
+def delivery(api: Api, order_id: str, integrator: str) -> dict[str, Any]:
+    states = {d["integrator"]: d for d in api.get(f"{ORDERS}/{order_id}").json_body["deliveries"]}
+    return dict(states[integrator])
+
+
+def health(api: Api, name: str, **query: Any) -> dict[str, Any]:
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+    response = api.get(f"/api/v1/integrators/{name}/health{suffix}")
+    assert response.status_code == 200, response.body
+    return dict(response.json_body)
+
+
+def probe_now(sqs: Any, aws: dict[str, str], name: str) -> None:
+    """What the circuit's delayed ProbeCircuit message does when the cool-down ends."""
+    sqs.send_message(QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=ProbeCircuit(integrator=name).model_dump_json())
+
+
+def test_a_partner_down_for_50_orders_gets_threshold_calls_and_every_order_once_after(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any
+) -> None:
+    configure(CIRCUIT_FAILURE_THRESHOLD="5", CIRCUIT_COOLDOWN_SECONDS="900", DISPATCH_RETRY_DELAYS="1")
+    fake.default("/down", Reply(503))
+    fake.default("/up", Reply(200, json={}))
+    register(api, "down", fake.url("/down"))
+    register(api, "up", fake.url("/up"))
+    orders = [new_order(api, user_id=f"u-{n}") for n in range(50)]
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"], settle_seconds=2.5)  # long enough for the 1 s retries to come back
+
+    assert len(fake.requests("/down")) == 5, "threshold calls, then the circuit holds every delivery back"
+    assert len(fake.requests("/up")) == 50, "a healthy partner is not held back by a sick one"
+    states = [delivery(api, order_id, "down") for order_id in orders]
+    assert {s["status"] for s in states} == {"waiting"}, "no delivery fails while it waits"
+    assert all(s["next_attempt_at"] for s in states)
+    assert max(s["attempts"] for s in states) <= 1, "waiting spends no attempt"
+    report = health(api, "down")
+    assert report["circuit"] == "open" and report["waiting"] == 50 and report["next_probe_at"]
+    assert report["last_error"] == "HTTP 503"
+
+    fake.default("/down", Reply(200, json={}))
+    later(901)
+    probe_now(sqs, aws, "down")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"], settle_seconds=1.5)
+
+    received = [r for r in fake.requests("/down") if r.headers["x-order-event"] == "order.created"]
+    delivered_ids = [r.headers["webhook-id"] for r in received[5:]]
+    assert len(delivered_ids) == 50 and len(set(delivered_ids)) == 50, "every order exactly once after recovery"
+    assert {delivery(api, order_id, "down")["status"] for order_id in orders} == {"delivered"}
+    report = health(api, "down")
+    assert report["circuit"] == "closed" and report["waiting"] == 0 and report["consecutive_failures"] == 0
+
+
+def test_a_failed_probe_doubles_the_cool_down_and_spends_no_attempt(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any
+) -> None:
+    configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="30", DISPATCH_RETRY_DELAYS="60")
+    fake.default("/down", Reply(500))
+    register(api, "down", fake.url("/down"))
+    first = new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    second = new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert len(fake.requests("/down")) == 1
+    opened = health(api, "down")
+    assert opened["circuit"] == "open" and opened["waiting"] == 1  # the second order; the first has its retry
+
+    later(31)
+    probe_now(sqs, aws, "down")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert len(fake.requests("/down")) == 2, "one probe, no more"
+    reopened = health(api, "down")
+    assert reopened["circuit"] == "open"
+    probe_at = datetime.fromisoformat(reopened["next_probe_at"].replace("Z", "+00:00"))
+    assert timedelta(seconds=59) <= probe_at - clock.utcnow() <= timedelta(seconds=61), "cool-down doubled to 60 s"
+    assert delivery(api, second, "down")["status"] == "waiting"
+    assert delivery(api, second, "down")["attempts"] == 1
+    assert delivery(api, first, "down")["status"] == "retrying"
+
+
+def test_a_circuit_open_too_long_disables_the_integrator_and_says_so(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any, phone: str
+) -> None:
+    configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="30", CIRCUIT_DISABLE_AFTER_SECONDS="120")
+    fake.default("/down", Reply(503))
+    register(api, "down", fake.url("/down"))
+    waiting = [new_order(api), new_order(api)]
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    notifications(phone)
+
+    later(200)
+    probe_now(sqs, aws, "down")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert api.get("/api/v1/integrators/down").json_body["enabled"] is False
+    events = [n for n in notifications(phone) if n["MessageAttributes"]["event"]["Value"] == "integrator.disabled"]
+    assert len(events) == 1
+    assert events[0]["MessageAttributes"]["integrator"]["Value"] == "down"
+    assert json.loads(events[0]["Message"])["integrator"] == "down"
+
+    # Enabling it again resumes what waited.
+    fake.default("/down", Reply(200, json={}))
+    assert api.patch("/api/v1/integrators/down", {"enabled": True}).status_code == 200
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert delivery(api, waiting[1], "down")["status"] == "delivered"
+    assert health(api, "down")["circuit"] == "closed"
+
+
+def test_a_rate_limit_holds_across_three_concurrent_dispatchers(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
+) -> None:
+    fake.default("/slow-lane", Reply(200, json={}))
+    register(api, "limited", fake.url("/slow-lane"), max_requests_per_second=5)
+    orders = [new_order(api) for _ in range(20)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def dispatcher() -> None:
+        try:
+            while not stop.is_set():
+                poll_once(app, sqs, aws["ORDERS_QUEUE_URL"], wait_seconds=1)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        fake.wait_for(20, "/slow-lane", timeout=30)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not errors
+    arrivals = sorted(r.received_at for r in fake.requests("/slow-lane"))
+    assert len(arrivals) == 20, "over the limit a delivery waits; it does not fail"
+    busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
+    assert busiest <= 5, f"{busiest} requests within one second"
+    assert {delivery(api, order_id, "limited")["status"] for order_id in orders} == {"delivered"}
+
+
+def test_health_counts_what_the_integrator_saw(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any
+) -> None:
+    configure(DISPATCH_MAX_ATTEMPTS="1", CIRCUIT_FAILURE_THRESHOLD="50")
+    fake.script("/p", Reply(500), Reply(200, json={}), Reply(503), Reply(200, json={}), Reply(200, json={}))
+    fake.default("/p", Reply(200, json={}))
+    register(api, "partner", fake.url("/p"))
+    for _ in range(7):
+        new_order(api)
+        drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    seen = fake.requests("/p")
+    report = health(api, "partner", minutes=5)
+    window = report["window"]
+    assert window["minutes"] == 5
+    assert window["attempts"] == len(seen) == 7
+    assert window["delivered"] == 5 and window["failed"] == 2
+    assert window["success_rate"] == pytest.approx(5 / 7, abs=1e-3)
+    assert window["p50_ms"] is not None and window["p95_ms"] >= window["p50_ms"]
+    assert report["circuit"] == "closed" and report["waiting"] == 0 and report["last_error"] == "HTTP 503"
+
+
+def test_health_needs_an_admin_and_a_known_integrator(api: Api, seller_token: str) -> None:
+    assert api.get("/api/v1/integrators/ghost/health").status_code == 404
+    assert api.as_(seller_token).get("/api/v1/integrators/ghost/health").status_code == 403
+    register(api, "quiet", "http://127.0.0.1:9/x")
+    assert api.get("/api/v1/integrators/quiet/health?minutes=0").status_code == 422
+    quiet = health(api, "quiet", minutes=1440)
+    assert quiet["circuit"] == "closed" and quiet["window"]["attempts"] == 0 and quiet["window"]["p95_ms"] is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_orders_events_reach_a_flapping_integrator_in_order(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any, seed: int
+) -> None:
+    """Property, over random outages and random create / update / cancel sequences: what an integrator accepts for
+    an order starts with `order.created`, nothing follows `order.cancelled`, and an order it never accepted is
+    never cancelled at it."""
+    import random
+
+    configure(CIRCUIT_FAILURE_THRESHOLD="2", CIRCUIT_COOLDOWN_SECONDS="900", DISPATCH_RETRY_DELAYS="0")
+    rng = random.Random(seed)
+    fake.default("/p", Reply(200, json={}))
+    register(api, "p", fake.url("/p"))
+    orders: list[str] = []
+    down = False
+    accepted: list[Any] = []  # requests the integrator answered 2xx
+
+    def settle() -> None:
+        seen = len(fake.requests("/p"))
+        drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+        if not down:
+            accepted.extend(fake.requests("/p")[seen:])
+
+    def recover() -> None:
+        fake.default("/p", Reply(200, json={}))
+        later(901)
+        probe_now(sqs, aws, "p")
+        settle()
+
+    for _ in range(14):
+        step = rng.choice(["create", "create", "update", "cancel", "outage", "outage"])
+        if step == "create" and len(orders) < 4:
+            orders.append(new_order(api, user_id=f"u-{len(orders)}"))
+        elif step == "update" and orders:
+            api.patch(f"{ORDERS}/{rng.choice(orders)}", {"order": {"user_note": f"note {rng.random():.3f}"}})
+        elif step == "cancel" and orders:
+            api.delete(f"{ORDERS}/{rng.choice(orders)}")
+        elif step == "outage":
+            down = not down
+            if down:
+                fake.default("/p", Reply(503))
+            else:
+                recover()
+        settle()
+    if down:
+        down = False
+        recover()
+    settle()
+
+    cancelled = {o for o in orders if api.get(f"{ORDERS}/{o}").json_body["status"] == "cancelled"}
+    assert_in_order(orders, cancelled, accepted, fake.requests("/p"))
+
+
+def assert_in_order(orders: list[str], cancelled: set[str], accepted: list[Any], received: list[Any]) -> None:
+    def order_of(request: Any) -> str:
+        return str(request.json()["order"]["id"])
+
+    for order_id in orders:
+        events = [r.headers["x-order-event"] for r in accepted if order_of(r) == order_id]
+        if not events:
+            assert order_id in cancelled, f"{order_id} never reached the integrator"
+            continue
+        assert events[0] == "order.created" and events.count("order.created") == 1, events
+        if "order.cancelled" in events:
+            assert events.index("order.cancelled") == len(events) - 1, events
+    created = {order_of(r) for r in accepted if r.headers["x-order-event"] == "order.created"}
+    cancelled = {order_of(r) for r in received if r.headers["x-order-event"] == "order.cancelled"}
+    assert cancelled <= created, "a cancel went to an integrator that never accepted the order"
