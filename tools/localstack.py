@@ -177,12 +177,15 @@ def serve_api(app: Any, port: int) -> Any:
             self._send_http_response(status, {"Content-Type": "application/json"}, body)
 
         def _not_routed(self) -> None:
-            """Methods API Gateway never routes (TRACE, CONNECT) get its refusal, not http.server's 501 page."""
+            """Methods API Gateway never routes (TRACE, QUERY, ...) get its refusal, not http.server's 501 page."""
             status, code, message = refusals["MISSING_AUTHENTICATION_TOKEN"]
             body = json.dumps({"error": {"code": code, "message": message, "details": []}})
             self._send_http_response(status, {"Content-Type": "application/json"}, body)
 
-        do_TRACE = do_CONNECT = _not_routed  # noqa: N815 - http.server's naming
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # http.server looks up do_<METHOD> for any method a client sends
+                return self._not_routed
+            raise AttributeError(name)
 
     config = Config.create(chalice_stage="local", app_name="order-relay", project_dir=str(ROOT))
     server = create_local_server(app, config, "127.0.0.1", port)
