@@ -15,7 +15,7 @@ STAGE ?= dev
 help:
 	@echo "make run    start the whole service locally (moto, API on :$${ORDER_RELAY_PORT:-8000}, dispatcher, demo integrators)"
 	@echo "make test   lint, type-check and run the whole test suite"
-	@echo "make bench  cold-start and dispatch benchmarks"
+	@echo "make bench  AWS requests per order, dollars, cold start, scaling, fan-out, package (writes docs/benchmarks.md)"
 	@echo "make soak   2,000 orders from 20 clients through the local stack to three integrators; nothing lost"
 	@echo "make package / make deploy STAGE=dev   see README, Deploy"
 

@@ -1,65 +1,68 @@
-"""`make bench`: speed figures, each printed as a ratio against a baseline measured in the same run.
+"""`make bench`: every figure of issue 14 beside a baseline measured in the same run; prints a table and writes
+docs/benchmarks.md.
 
-1. Cold start: fresh interpreters importing `app` (what every Lambda cold start pays) against `import boto3`.
-2. Dispatch: one batch of 10 orders to 3 integrators that each answer in 200 ms, against the sequential sum.
+    make bench                         # everything, about 4 minutes on 2 cores
+    BENCH_RUNS=5 BENCH_QUICK=1 make bench   # a quicker look: 5 cold starts, 3,000 orders instead of 50,000
 """
 
 from __future__ import annotations
 
-import statistics
-import subprocess
-import sys
+import contextlib
+import io
+import os
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 7
 
 
-def _import_ms(statement: str) -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print((time.perf_counter() - t) * 1000)"
-    samples = []
-    for _ in range(RUNS):
-        output = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-        samples.append(float(output.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+def _quiet() -> contextlib.AbstractContextManager[object]:
+    """The service's EMF metrics lines go to stdout (as in Lambda); keep them out of the table."""
+    return contextlib.redirect_stdout(io.StringIO())
 
 
-def cold_start() -> None:
-    baseline = _import_ms("import boto3")
-    rows = [
-        ("import app (API, authorizer, every function)", _import_ms("import app")),
-        ("import app + orders service (API request path)", _import_ms("import app; import chalicelib.orders.service")),
-        ("import app + dispatcher (SQS function)", _import_ms("import app; import chalicelib.dispatch.batch")),
-        ("import app + callbacks", _import_ms("import app; import chalicelib.callbacks")),
-    ]
-    print(f"\nCold-start imports, median of {RUNS} fresh interpreters")
-    print(f"  {'baseline: import boto3':<52} {baseline:8.1f} ms   1.00x")
-    for name, value in rows:
-        print(f"  {name:<52} {value:8.1f} ms   {value / baseline:4.2f}x")
+def main() -> None:
+    from bench import coldstart_run, fanout, life, package, report, scaling
 
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    runs = int(os.environ.get("BENCH_RUNS", "15"))
+    timings: dict[str, float] = {}
 
-def dispatch() -> None:
-    from bench.dispatch import measure
+    def timed(name: str, run: object) -> object:
+        began = time.perf_counter()
+        print(f"... {name}", flush=True)
+        with _quiet():
+            result = run()  # type: ignore[operator]
+        timings[name] = time.perf_counter() - began
+        return result
 
-    runs = [measure(orders=10, integrators=3, delay=0.2) for _ in range(3)]
-    instant = statistics.median(measure(orders=10, integrators=3, delay=0.0)[0] for _ in range(3))
-    concurrent = statistics.median(run[0] for run in runs)
-    sequential = statistics.median(run[1] for run in runs)
-    print("\nDispatch: 10 orders x 3 integrators answering in 200 ms, one SQS batch (AWS = a moto server), median of 3")
-    print(f"  {'baseline: the 30 deliveries one after another':<52} {sequential * 1000:8.1f} ms   1.00x")
-    print(f"  {'dispatch_orders batch':<52} {concurrent * 1000:8.1f} ms   {concurrent / sequential:4.2f}x")
-    print(
-        f"  {'same batch, integrators answering at once':<52} {instant * 1000:8.1f} ms   {instant / sequential:4.2f}x"
+    with tempfile.TemporaryDirectory() as tmp:
+        build = package.start(Path(tmp) / "package")  # overlaps the counts and the fill: only its size is used
+        lives = timed("AWS requests of one order's life", life.measure)
+        scales = timed("scaling: 1,000 and 50,000 orders", scaling.measure)
+        size = timed("deployment package (built meanwhile)", lambda: package.result(build))
+    fan = timed("fan-out and in-process POST /orders", fanout.measure)
+    colds = timed(f"cold starts, {runs} runs per function", lambda: coldstart_run.measure(runs))
+    data = report.Results(
+        lives,  # type: ignore[arg-type]
+        scales,  # type: ignore[arg-type]
+        fan,  # type: ignore[arg-type]
+        size,  # type: ignore[arg-type]
+        colds,  # type: ignore[arg-type]
+        runs,
+        timings,
+        (load_before, os.getloadavg()[0]),
     )
-    print(
-        f"  -> the integrators' 200 ms add {max(0.0, concurrent - instant) * 1000:.0f} ms to the batch, not "
-        "30 x 200 ms: the deliveries run side by side; the rest is the emulated AWS calls"
-    )
+    print()
+    print(report.console(data))
+    path = ROOT / "docs" / "benchmarks.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(report.document(data, time.perf_counter() - started))
+    phases = ", ".join(f"{name} {value:.0f} s" for name, value in timings.items())
+    print(f"\nwrote {path.relative_to(ROOT)} (bench took {time.perf_counter() - started:.0f} s: {phases})")
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    cold_start()
-    dispatch()
-    print(f"\n(bench took {time.perf_counter() - started:.1f} s)")
+    main()

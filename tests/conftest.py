@@ -189,3 +189,20 @@ def phone(aws: dict[str, str]) -> str:
 def notifications(phone_url: str) -> list[dict[str, Any]]:
     """Everything published to the topic since the last call (as the subscribed queue received it)."""
     return [json.loads(m["Body"]) for m in queue_messages(phone_url)]
+
+
+@pytest.fixture
+def aws_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """Every AWS request made while the test runs, as (service, operation, table or ""), from boto3 and pynamodb
+    alike."""
+    import botocore.client
+
+    recorded: list[tuple[str, str, str]] = []
+    real = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def recording(self: Any, operation: str, params: Any) -> Any:
+        recorded.append((self.meta.service_model.service_name, operation, str(params.get("TableName", ""))))
+        return real(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return recorded

@@ -33,6 +33,14 @@ PLANS: dict[str, list[tuple[int, str]]] = {
 }
 
 
+# The loyalty programme needs a member and what was bought, not where the customer lives or how to reach them:
+# its payload template sends no phone, email or location (README, "Payload mapping").
+LOYALTY_TEMPLATE = (
+    "{event: event, ref: order.id, member: user.id, shop: seller.id, placed_at: order.datetime,"
+    " units: sum(order.items[].quantity), lines: order.items[].{sku: id, qty: quantity}}"
+)
+
+
 def registrations(base_url: str) -> list[dict[str, Any]]:
     return [
         {"name": "delivery", "url": f"{base_url}/delivery", "auth": {"type": "hmac", "secret": HMAC_SECRET}},
@@ -40,6 +48,7 @@ def registrations(base_url: str) -> list[dict[str, Any]]:
             "name": "loyalty",
             "url": f"{base_url}/loyalty",
             "auth": {"type": "api_key", "header": "X-Loyalty-Key", "key": API_KEY},
+            "payload_template": LOYALTY_TEMPLATE,
         },
         {
             "name": "food-ordering",
@@ -142,10 +151,11 @@ class DemoPartners:
         if not self._authorised(name, headers, body):
             self.say(name, "refused a request with bad credentials")
             return 401, {"error": "unauthorised"}
-        order = json.loads(body)
+        received = json.loads(body)
         event = headers.get("X-Order-Event")
         if event == "order.created":
-            self._walk(name, order["order"]["id"])
+            # The seed's shape carries `order.id`; the loyalty programme's own shape calls it `ref`.
+            self._walk(name, str(received["ref"] if name == "loyalty" else received["order"]["id"]))
         return 200, {"external_id": f"{name[:3].upper()}-{secrets.token_hex(3)}", "received": event}
 
     def _walk(self, name: str, order_id: str) -> None:

@@ -74,6 +74,17 @@ def replay_deliveries(request: Request, name: str) -> Response:
     return json_response(redelivery.replay_failed(name, body, correlation_id(request)), 202)
 
 
+@routes.route("/integrators/{name}/preview", ["POST"], admin_only=True)
+def preview_integrator_payload(request: Request, name: str) -> Response:
+    from chalicelib.dispatch.preview import preview_delivery
+    from chalicelib.integrators.models import PreviewRequest
+    from chalicelib.validation import parse_json, validate
+
+    # No body previews the sample order through the saved template.
+    body = validate(parse_json(request.raw_body) if request.raw_body else {}, PreviewRequest)
+    return json_response(preview_delivery(name, body))
+
+
 def _base_url(request: Request) -> str:
     from chalicelib.settings import get_settings
 

@@ -11,7 +11,13 @@ from pydantic import BaseModel
 
 from chalicelib.callbacks import CallbackRequest
 from chalicelib.dispatch.redelivery import ReplayRequest
-from chalicelib.integrators.models import CreateIntegratorRequest, IntegratorView, UpdateIntegratorRequest
+from chalicelib.integrators.models import (
+    CreateIntegratorRequest,
+    IntegratorView,
+    PayloadPreview,
+    PreviewRequest,
+    UpdateIntegratorRequest,
+)
 from chalicelib.orders.models import CreateOrderRequest, ErrorResponse, OrderList, OrderPatch, OrderResource
 from chalicelib.tokens import CreateTokenRequest, IssuedToken
 
@@ -38,6 +44,13 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
         ReplayRequest,
         202,
         None,
+    ),
+    "preview_integrator_payload": (
+        "Show a delivery's headers (secrets masked) and body for an order or the sample order, through the saved "
+        "or a candidate payload template; sends nothing (admin)",
+        PreviewRequest,
+        200,
+        PayloadPreview,
     ),
     "receive_callback": ("Status update from an integrator, Standard Webhooks signed", CallbackRequest, 200, None),
     "openapi_document": ("This document", None, 200, None),

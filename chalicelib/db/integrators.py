@@ -29,6 +29,8 @@ def _to_domain(record: IntegratorRecord) -> IntegratorConfig:
         version=int(record.version),
         created_at=record.created_at,
         updated_at=record.updated_at,
+        payload_template=record.payload_template,
+        payload_template_version=int(record.payload_template_version or 0),
     )
 
 

@@ -145,6 +145,8 @@ class IntegratorRecord(Model):
     version = NumberAttribute()
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    payload_template = UnicodeAttribute(null=True)
+    payload_template_version = NumberAttribute(null=True)
 
 
 class ByIntegratorStatusIndex(GlobalSecondaryIndex["DeliveryRecord"]):
@@ -212,6 +214,7 @@ class AttemptRecord(Model):
     error = UnicodeAttribute(null=True)
     response_body = UnicodeAttribute(null=True)
     retry_in_seconds = NumberAttribute(null=True)
+    payload_template_version = NumberAttribute(null=True)  # None: the seed's shape was sent
     expires_at = TTLAttribute(null=True)
 
 

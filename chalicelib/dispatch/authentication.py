@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from chalicelib.domain.integrator import Integrator
+from chalicelib.integrators.secrets import mask
 from chalicelib.integrators.signing import signature_headers
 from chalicelib.settings import get_settings
 
@@ -85,11 +86,30 @@ def auth_headers(http: requests.Session, integrator: Integrator, webhook_id: str
     if kind == "oauth2_client_credentials":
         return {"Authorization": f"Bearer {tokens.get(http, auth, integrator.timeout_seconds)}"}
     if kind == "hmac":
-        secrets = [auth["secret"], *auth.get("previous_secrets", [])]
-        headers = signature_headers(secrets[0], webhook_id, body)
-        extra = [signature_headers(s, webhook_id, body, now=int(headers["webhook-timestamp"])) for s in secrets[1:]]
-        headers["webhook-signature"] = " ".join(
-            [headers["webhook-signature"], *(h["webhook-signature"] for h in extra)]
-        )
-        return headers
+        return _hmac_headers(auth, webhook_id, body)
+    return {}
+
+
+def _hmac_headers(auth: dict[str, Any], webhook_id: str, body: bytes) -> dict[str, str]:
+    secrets = [auth["secret"], *auth.get("previous_secrets", [])]
+    headers = signature_headers(secrets[0], webhook_id, body)
+    extra = [signature_headers(s, webhook_id, body, now=int(headers["webhook-timestamp"])) for s in secrets[1:]]
+    headers["webhook-signature"] = " ".join([headers["webhook-signature"], *(h["webhook-signature"] for h in extra)])
+    return headers
+
+
+def masked_auth_headers(integrator: Integrator, webhook_id: str, body: bytes) -> dict[str, str]:
+    """The auth headers `auth_headers` would put on this body, for a preview that sends nothing: no OAuth2 token
+    is fetched (a placeholder stands in), keys and tokens are masked, and an HMAC signature is computed for real
+    (it does not reveal the secret, and lets the integrator's developers check their verification)."""
+    auth = integrator.auth
+    kind = integrator.auth_type
+    if kind == "api_key":
+        return {auth.get("header", "X-API-Key"): mask(auth["key"])}
+    if kind == "bearer":
+        return {"Authorization": f"Bearer {mask(auth['token'])}"}
+    if kind == "oauth2_client_credentials":
+        return {"Authorization": "Bearer ****"}
+    if kind == "hmac":
+        return _hmac_headers(auth, webhook_id, body)
     return {}

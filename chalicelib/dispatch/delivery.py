@@ -24,6 +24,7 @@ from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.idempotency import run_once
+from chalicelib.integrators import payload
 from chalicelib.integrators.registry import load_integrator
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
@@ -114,13 +115,20 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
         supersede(state, "order cancelled")
         return {"outcome": "superseded"}
+    version = integrator.template_version
+    try:
+        body = payload.render_body(order, job.event, integrator.payload_template)
+    except payload.PayloadTemplateError as exc:
+        # Retrying cannot help: the same order fails the same template. Fixed template + admin retry sends it.
+        failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
+        return _record(job, order, failed, probe=None, template_version=version)
     if integrator.max_requests_per_second:
         # Reserved last, right before the call: what the integrator sees is what the window counted.
         wait = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
         if wait is not None:
             raise RateLimited(wait)  # forgets this attempt's idempotency record: the re-queued job runs it
-    result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, payload=order.integrator_payload())
-    return _record(job, order, result, probe=probe)
+    result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body)
+    return _record(job, order, result, probe=probe, template_version=version)
 
 
 def _claim(job: DeliveryJob) -> DeliveryState | None:
@@ -151,7 +159,12 @@ def _pointing_at(job: DeliveryJob) -> dict[str, Any]:
 
 
 def _log_attempt(
-    job: DeliveryJob, result: transport.Result, outcome: Outcome, now: datetime, delay: float | None
+    job: DeliveryJob,
+    result: transport.Result,
+    outcome: Outcome,
+    now: datetime,
+    delay: float | None,
+    template_version: int | None,
 ) -> None:
     store.add_attempt(
         job.order_id,
@@ -169,29 +182,45 @@ def _log_attempt(
         error=result.error,
         response_body=result.body_text,
         retry_in_seconds=round(delay, 1) if delay is not None else None,
+        payload_template_version=template_version,
     )
 
 
-def _probe_failed(job: DeliveryJob, result: transport.Result, until: str | None, now: datetime) -> dict[str, Any]:
+def _probe_failed(
+    job: DeliveryJob, result: transport.Result, until: str | None, now: datetime, template_version: int | None
+) -> dict[str, Any]:
     """The probe did not get through: it waits again with the others, its attempt not spent."""
-    _log_attempt(job, result, Outcome.RETRY, now, None)
+    _log_attempt(job, result, Outcome.RETRY, now, None, template_version)
     waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
     return {"outcome": "waiting", "status_code": result.status_code}
 
 
-def _record(job: DeliveryJob, order: Order, result: transport.Result, *, probe: str | None) -> dict[str, Any]:
-    settings = get_settings()
-    now = clock.utcnow()
+def _note_answer(
+    job: DeliveryJob, result: transport.Result, probe: str | None, now: datetime, template_version: int | None
+) -> dict[str, Any] | None:
+    """What the integrator's answer says about it (health figures, its circuit); a failed probe's result."""
     health_tally.note(job.integrator, now, result.outcome.value, result.latency_ms)
     if result.outcome is Outcome.RETRY:
         state_now = circuit.record_failure(job.integrator, result.error or "retryable failure", probe=probe)
         if probe is not None:
-            return _probe_failed(job, result, state_now.next_probe_at, now)
+            return _probe_failed(job, result, state_now.next_probe_at, now, template_version)
     elif result.status_code is not None:
         circuit.record_answer(job.integrator, probe=probe)
+    return None
+
+
+def _record(
+    job: DeliveryJob, order: Order, result: transport.Result, *, probe: str | None, template_version: int | None
+) -> dict[str, Any]:
+    settings = get_settings()
+    now = clock.utcnow()
+    if result.error_class != payload.ERROR_CLASS:  # a template error sent nothing: it says nothing of the integrator
+        probe_failed = _note_answer(job, result, probe, now, template_version)
+        if probe_failed is not None:
+            return probe_failed
     outcome = final_outcome(result.outcome, job.attempt, settings)
     delay = retry_delay(job.attempt, result.retry_after, settings) if outcome is Outcome.RETRY else None
-    _log_attempt(job, result, outcome, now, delay)
+    _log_attempt(job, result, outcome, now, delay, template_version)
 
     def step() -> DeliveryState:
         state = store.get_state(job.order_id, job.integrator)

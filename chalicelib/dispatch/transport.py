@@ -71,20 +71,30 @@ def _result(response: requests.Response, latency_ms: float, content: bytes, trun
     return Result(outcome, code, latency_ms, "HTTPError", f"HTTP {code}", text, retry_after=retry_after)
 
 
-def post(integrator: Integrator, *, event: str, webhook_id: str, payload: dict[str, Any]) -> Result:
-    """Send once (plus one immediate re-send when an OAuth2 token was refused, with a fresh token), all of it
-    within the connect timeout plus the integrator's timeout."""
+def delivery_headers(event: str, webhook_id: str, timestamp: int) -> dict[str, str]:
+    """Every delivery's own headers, before the integrator's auth (shared with the preview)."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "X-Order-Event": event,
+    }
+
+
+def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes) -> Result:
+    """Send `body` as is, the bytes the signature covers (plus one immediate re-send when an OAuth2 token was
+    refused, with a fresh token), all of it within the connect timeout plus the integrator's timeout."""
     connect = get_settings().dispatch_connect_timeout
     with egress.deadline(connect + integrator.timeout_seconds) as limit:
-        result = _post(integrator, event=event, webhook_id=webhook_id, payload=payload, connect=connect)
+        result = _post(integrator, event=event, webhook_id=webhook_id, body=body, connect=connect)
     if limit.expired and result.outcome is not Outcome.DELIVERED and result.status_code is None:
         total = connect + integrator.timeout_seconds
         return Result(Outcome.RETRY, None, result.latency_ms, "Timeout", f"timed out after {total:g} s in total")
     return result
 
 
-def _post(integrator: Integrator, *, event: str, webhook_id: str, payload: dict[str, Any], connect: float) -> Result:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+def _post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, connect: float) -> Result:
     timeouts = (connect, integrator.timeout_seconds)
     http = session()
     started = time.perf_counter()
@@ -95,12 +105,8 @@ def _post(integrator: Integrator, *, event: str, webhook_id: str, payload: dict[
     for refreshed in (False, True):
         try:
             headers = {
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
+                **delivery_headers(event, webhook_id, int(time.time())),
                 "Accept-Encoding": "identity",
-                "webhook-id": webhook_id,
-                "webhook-timestamp": str(int(time.time())),
-                "X-Order-Event": event,
                 **auth_headers(http, integrator, webhook_id, body),
             }
             # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.

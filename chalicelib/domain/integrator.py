@@ -23,6 +23,8 @@ class IntegratorConfig:
     version: int
     created_at: str
     updated_at: str
+    payload_template: str | None = None
+    payload_template_version: int = 0  # bumped on every change of the template (0: never had one)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class Integrator:
     seller_ids: list[str] | None
     max_requests_per_second: int | None = None
     callback_secrets: list[str] = field(default_factory=list)
+    payload_template: str | None = None
+    payload_template_version: int = 0
+
+    @property
+    def template_version(self) -> int | None:
+        """The template version a body is rendered with, for the attempt log; None: the seed's shape."""
+        return self.payload_template_version if self.payload_template is not None else None
 
     def wants(self, event: str, seller_id: str) -> bool:
         return event in self.events and (self.seller_ids is None or seller_id in self.seller_ids)

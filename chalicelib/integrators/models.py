@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from chalicelib.domain.events import EventType
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.integrators.auth import Auth, OAuth2Auth
+from chalicelib.integrators.payload import MAX_TEMPLATE_CHARS, check_template
 from chalicelib.integrators.url_policy import MAX_URL_LENGTH, URL_PATTERN, check_url
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -32,6 +33,16 @@ RequestsPerSecond = Annotated[
     int,
     Field(ge=1, le=1000, description="Most requests per second, across every dispatcher; over it deliveries wait"),
 ]
+PayloadTemplate = Annotated[
+    str,
+    StringConstraints(max_length=MAX_TEMPLATE_CHARS),
+    AfterValidator(check_template),
+    Field(
+        description="A JMESPath expression over {event, user, seller, order}; its result (a JSON object) is the "
+        "body this integrator receives. Without one it receives the seed's shape.",
+        examples=["{ref: order.id, customer: user.name, lines: order.items[].{sku: id, qty: quantity}}"],
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -47,6 +58,7 @@ class CreateIntegratorRequest(_Strict):
     timeout_seconds: Timeout = 5.0
     seller_ids: list[Identifier] | None = None
     max_requests_per_second: RequestsPerSecond | None = None
+    payload_template: PayloadTemplate | None = None
 
     @field_validator("url")
     @classmethod
@@ -63,7 +75,8 @@ class CreateIntegratorRequest(_Strict):
 
 class UpdateIntegratorRequest(_Strict):
     """Every field optional; `auth` replaces the whole auth block. `rotate_callback_secret` issues a new
-    callback secret and keeps the previous one valid until the next rotation."""
+    callback secret and keeps the previous one valid until the next rotation. `payload_template: null` goes
+    back to the seed's shape."""
 
     url: Url | None = None
     auth: Auth | None = None
@@ -72,6 +85,7 @@ class UpdateIntegratorRequest(_Strict):
     timeout_seconds: Timeout | None = None
     seller_ids: list[Identifier] | None = None
     max_requests_per_second: RequestsPerSecond | None = None
+    payload_template: PayloadTemplate | None = None
     rotate_callback_secret: bool = False
 
     @field_validator("url")
@@ -97,7 +111,28 @@ class IntegratorView(BaseModel):
     seller_ids: list[str] | None = None
     max_requests_per_second: int | None = None
     callback_url: str
+    payload_template: str | None = None
+    payload_template_version: int | None = Field(
+        default=None, description="Bumped on every template change; each attempt log entry names the one it used"
+    )
     version: int
     created_at: str
     updated_at: str
     callback_secret: str | None = Field(default=None, description="Shown once, at creation or rotation")
+
+
+class PreviewRequest(_Strict):
+    """What to preview: a stored order (or, without `order_id`, the sample order), for one event, through the
+    saved template or a candidate one (`payload_template`; null previews the seed's shape)."""
+
+    order_id: Identifier | None = None
+    event: EventType = EventType.CREATED
+    payload_template: PayloadTemplate | None = None
+
+
+class PayloadPreview(BaseModel):
+    """A delivery exactly as it would be sent, with credentials masked; nothing was sent."""
+
+    event: str
+    headers: dict[str, str]
+    body: dict[str, Any]

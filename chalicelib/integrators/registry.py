@@ -39,6 +39,8 @@ def _view(config: IntegratorConfig, stored: dict[str, Any], callback_base: str |
         seller_ids=config.seller_ids,
         max_requests_per_second=config.max_requests_per_second,
         callback_url=f"{base}/api/v1/callbacks/{config.name}",
+        payload_template=config.payload_template,
+        payload_template_version=config.payload_template_version or None,
         version=config.version,
         created_at=config.created_at,
         updated_at=config.updated_at,
@@ -73,6 +75,8 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         version=1,
         created_at=now,
         updated_at=now,
+        payload_template=request.payload_template,
+        payload_template_version=1 if request.payload_template is not None else 0,
     )
     try:
         store.insert(config)
@@ -139,6 +143,9 @@ def _apply_settings(config: IntegratorConfig, request: UpdateIntegratorRequest, 
         config.seller_ids = request.seller_ids
     if "max_requests_per_second" in patch:  # null removes the limit
         config.max_requests_per_second = request.max_requests_per_second
+    if "payload_template" in patch and request.payload_template != config.payload_template:
+        config.payload_template = request.payload_template
+        config.payload_template_version += 1
 
 
 def update_integrator(name: str, patch: Any, *, callback_base: str | None = None) -> dict[str, Any]:
@@ -247,6 +254,8 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
         seller_ids=config.seller_ids,
         max_requests_per_second=config.max_requests_per_second,
         callback_secrets=list(stored.get("callback_secrets") or []),
+        payload_template=config.payload_template,
+        payload_template_version=config.payload_template_version,
     )
 
 

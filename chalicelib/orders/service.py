@@ -4,6 +4,7 @@ onto the queue. No Chalice here: the routes pass in parsed values and a principa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from chalicelib import queue
 from chalicelib.db import deliveries as delivery_store
 from chalicelib.db import orders as store
-from chalicelib.db.concurrency import StaleWrite
+from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso, utcnow
 from chalicelib.domain.events import EventType, OrderEvent
@@ -191,19 +192,31 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 def _save_change(order: Order, expected_version: int) -> Order:
+    store.replace(order, expected_version)  # StaleWrite when someone else changed it first
+    publish_outbox(order)
+    return order
+
+
+def _concurrently(step: Callable[[], dict[str, Any]], if_match: int | None) -> dict[str, Any]:
+    """With If-Match the caller decided on one version: a concurrent change is a 412. Without it the change is
+    re-read and re-applied on top of what changed meanwhile (a callback moving the order, say)."""
     try:
-        store.replace(order, expected_version)
+        return step() if if_match is not None else retry_on_conflict(step)
     except StaleWrite:
         raise PreconditionFailed(
             "order changed while this request was applied; fetch it again and retry",
             [{"field": "If-Match", "message": "stale version"}],
         ) from None
-    publish_outbox(order)
-    return order
 
 
 def update_order(
     order_id: str, patch: Any, principal: Principal, *, if_match: int | None, correlation_id: str | None
+) -> dict[str, Any]:
+    return _concurrently(lambda: _update(order_id, patch, principal, if_match, correlation_id), if_match)
+
+
+def _update(
+    order_id: str, patch: Any, principal: Principal, if_match: int | None, correlation_id: str | None
 ) -> dict[str, Any]:
     order = _visible(order_id, principal)
     _check_version(order, if_match)
@@ -238,6 +251,12 @@ def update_order(
 
 def cancel_order(
     order_id: str, principal: Principal, *, if_match: int | None, correlation_id: str | None, reason: str | None
+) -> dict[str, Any]:
+    return _concurrently(lambda: _cancel(order_id, principal, if_match, correlation_id, reason), if_match)
+
+
+def _cancel(
+    order_id: str, principal: Principal, if_match: int | None, correlation_id: str | None, reason: str | None
 ) -> dict[str, Any]:
     order = _visible(order_id, principal)
     _check_version(order, if_match)

@@ -298,3 +298,68 @@ def assert_in_order(orders: list[str], cancelled: set[str], accepted: list[Any],
     created = {order_of(r) for r in accepted if r.headers["x-order-event"] == "order.created"}
     cancelled = {order_of(r) for r in received if r.headers["x-order-event"] == "order.cancelled"}
     assert cancelled <= created, "a cancel went to an integrator that never accepted the order"
+
+
+@pytest.mark.parametrize("waiting", [10, 40])
+def test_waiting_costs_nothing_per_delivery_and_no_scan(
+    api: Api,
+    app: Any,
+    sqs: Any,
+    aws: dict[str, str],
+    fake: FakeIntegrator,
+    configure: Any,
+    later: Any,
+    aws_calls: list[tuple[str, str, str]],
+    waiting: int,
+) -> None:
+    """What an hour of waiting costs: the sweeper's minutes and a failed probe every cool-down. The requests do
+    not grow with the number of waiting deliveries (10 or 40 here, 10,000 in production), and none is a Scan of
+    deliveries: each waiting delivery costs one write when it starts waiting and one queue message when it
+    resumes, nothing in between."""
+    from chalicelib.dispatch.waiting import sweep
+
+    configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="900", DISPATCH_RETRY_DELAYS="3600")
+    fake.default("/down", Reply(503))
+    register(api, "down", fake.url("/down"))
+    for n in range(waiting + 1):
+        new_order(api, user_id=f"u-{n}")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert health(api, "down")["waiting"] == waiting
+
+    aws_calls.clear()
+    for _ in range(15):  # a quarter of an hour of sweeper minutes
+        later(60)
+        sweep()
+    later(900)
+    probe_now(sqs, aws, "down")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    scanned = {table for service, operation, table in aws_calls if operation == "Scan"}
+    assert scanned == {aws["INTEGRATORS_TABLE"]}, "the small integrators table only, never the deliveries"
+    sent = sum(1 for service, operation, _ in aws_calls if operation == "SendMessage")
+    assert sent <= 3, "the probe and its next timer, not a message per waiting delivery"
+    assert len(aws_calls) < 120, f"{len(aws_calls)} requests for {waiting} waiting deliveries"
+    assert len(fake.requests("/down")) == 2, "the first failure, then one probe"
+
+
+def test_a_slow_integrator_does_not_hold_back_the_others(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any
+) -> None:
+    """One batch, one integrator that never answers within its timeout: the others' deliveries all go out while
+    its first call is still hanging, so the batch takes about one timeout, never the sum of them."""
+    from tests.support.fake_integrator import Hang
+
+    configure(DISPATCH_RETRY_DELAYS="3600", CIRCUIT_FAILURE_THRESHOLD="50")
+    fake.default("/slow", Hang(4))
+    fake.default("/a", Reply(200, json={}))
+    fake.default("/b", Reply(200, json={}))
+    register(api, "slow", fake.url("/slow"), timeout_seconds=2)
+    register(api, "a", fake.url("/a"))
+    register(api, "b", fake.url("/b"))
+    for _ in range(10):
+        new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    slow = sorted(r.received_at for r in fake.requests("/slow"))
+    fast = sorted(r.received_at for r in fake.requests("/a") + fake.requests("/b"))
+    assert len(fast) == 20 and len(slow) == 10
+    assert fast[-1] < slow[0] + 2, "every fast delivery was sent before the slow one's first call timed out"
+    assert slow[-1] < slow[0] + 2, "the slow integrator's calls overlap: the batch waits one timeout, not ten"
