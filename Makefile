@@ -10,12 +10,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 STAGE ?= dev
 
-.PHONY: help venv run test lint typecheck browser bench package deploy policies clean
+.PHONY: help venv run test lint typecheck browser bench soak package deploy policies clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API on :$${ORDER_RELAY_PORT:-8000}, dispatcher, demo integrators)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  AWS requests per order, dollars, cold start, scaling, fan-out, package (writes docs/benchmarks.md)"
+	@echo "make soak   2,000 orders from 20 clients through the local stack to three integrators; nothing lost"
 	@echo "make package / make deploy STAGE=dev   see README, Deploy"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -55,6 +56,9 @@ test: lint typecheck browser
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+soak: $(STAMP)
+	$(BIN)/python -m tools.soak --orders $${SOAK_ORDERS:-2000} --clients $${SOAK_CLIENTS:-20}
 
 package: $(STAMP)
 	$(BIN)/python tools/package.py --stage $(STAGE)

@@ -18,14 +18,14 @@ from chalicelib.domain.clock import iso
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, Unauthorized
+from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, PayloadTooLarge, Unauthorized
 from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import registry
 from chalicelib.integrators.signing import SignatureError, verify
 from chalicelib.notifications import publisher
 from chalicelib.observability import count, logger
 from chalicelib.orders.progress import apply_status
-from chalicelib.validation import MAX_BODY_BYTES, field_errors
+from chalicelib.validation import MAX_BODY_BYTES, field_errors, not_json
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
 MESSAGES = {
@@ -71,9 +71,9 @@ def _secrets_verify(integrator: str, headers: dict[str, str], body: bytes) -> st
 
 def _parse(body: bytes) -> CallbackRequest:
     if len(body) > MAX_BODY_BYTES:
-        raise MalformedRequest("body too large")
+        raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=not_json)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise MalformedRequest("request body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -160,14 +160,19 @@ def _store_remote(
     order_id: str, integrator: str, update: CallbackRequest, known: OrderStatus | None
 ) -> tuple[bool, str]:
     """Keep the report on the integrator's delivery if it moves that integrator forward (unknown statuses are
-    kept but never count as progress). Checked and written under the row's revision, so two concurrent reports
-    from one integrator cannot store a regression. Returns (stored, the integrator's previous progress)."""
+    kept but never count as progress; a repeated report is let through unchanged). Checked and written under the
+    row's revision, so two concurrent reports from one integrator cannot store a regression.
+    Returns (stored, the integrator's previous progress)."""
 
     def step() -> tuple[bool, str]:
         state = delivery_store.get_state(order_id, integrator)
         if state is None:
             raise LookupError(f"delivery {order_id}/{integrator} vanished")
         previous = state.remote_progress or OrderStatus.DISPATCHED
+        if known is not None and previous == known:
+            # The same report again (an integrator retrying after our 5xx): the order may not have caught up
+            # with it yet, so it goes on to `_advance`, which moves the order only if it still has to.
+            return True, previous
         if known is not None and not lifecycle.can_move(previous, known):
             return False, previous
         delivery_store.set_fields(

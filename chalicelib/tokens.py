@@ -9,8 +9,9 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 from chalicelib.db import tokens as store
 from chalicelib.domain.clock import iso
@@ -24,11 +25,20 @@ BOOTSTRAP_ID = "bootstrap-admin"
 
 
 class CreateTokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The rule the validator below enforces, stated for schema-driven clients.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"properties": {"role": {"const": "seller"}}, "required": ["role", "seller_id"]},
+                {"properties": {"role": {"const": "admin"}, "seller_id": {"type": "null"}}, "required": ["role"]},
+            ]
+        },
+    )
 
     role: Role
     seller_id: Identifier | None = None
-    label: str | None = None
+    label: Annotated[str, StringConstraints(max_length=200)] | None = None
 
     @model_validator(mode="after")
     def _seller_tokens_name_a_seller(self) -> CreateTokenRequest:

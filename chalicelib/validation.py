@@ -21,6 +21,11 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return details
 
 
+def not_json(constant: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON does not, and neither does DynamoDB."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
+
+
 def parse_json(raw: bytes | str | None) -> Any:
     if not raw:
         raise MalformedRequest("request body is empty; send a JSON document")
@@ -29,7 +34,7 @@ def parse_json(raw: bytes | str | None) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedRequest("request body is not valid JSON", [{"field": None, "message": str(exc)}]) from None
 

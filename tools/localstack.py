@@ -164,11 +164,38 @@ def serve_api(app: Any, port: int) -> Any:
     import functools
 
     from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, create_local_server
+    from chalice.local import ChaliceRequestHandler, LocalGatewayException, NotAuthorizedError, create_local_server
+
+    from tools.package import GATEWAY_RESPONSES
+
+    refusals = {kind: (int(status), code, message) for kind, status, code, message in GATEWAY_RESPONSES}
 
     class QuietHandler(ChaliceRequestHandler):
         def log_message(self, *args: Any) -> None:
             return
+
+        def _send_error_response(self, error: LocalGatewayException) -> None:
+            """The gateway's own refusals in the service's error shape, as the packaged API answers them."""
+            kind = {"AccessDeniedException": "ACCESS_DENIED", "UnauthorizedException": "MISSING_AUTHENTICATION_TOKEN"}
+            if isinstance(error, NotAuthorizedError):
+                status, code, message = refusals["UNAUTHORIZED"]
+            elif error.headers.get("x-amzn-ErrorType") in kind:
+                status, code, message = refusals[kind[error.headers["x-amzn-ErrorType"]]]
+            else:
+                status, code, message = 500, "internal_error", "the authorizer failed"
+            body = json.dumps({"error": {"code": code, "message": message, "details": []}})
+            self._send_http_response(status, {"Content-Type": "application/json"}, body)
+
+        def _not_routed(self) -> None:
+            """Methods API Gateway never routes (TRACE, QUERY, ...) get its refusal, not http.server's 501 page."""
+            status, code, message = refusals["MISSING_AUTHENTICATION_TOKEN"]
+            body = json.dumps({"error": {"code": code, "message": message, "details": []}})
+            self._send_http_response(status, {"Content-Type": "application/json"}, body)
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):  # http.server looks up do_<METHOD> for any method a client sends
+                return self._not_routed
+            raise AttributeError(name)
 
     config = Config.create(chalice_stage="local", app_name="order-relay", project_dir=str(ROOT))
     server = create_local_server(app, config, "127.0.0.1", port)
@@ -178,7 +205,8 @@ def serve_api(app: Any, port: int) -> Any:
 
 
 def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
-    """One poller per SQS handler on the app object: a new handler needs no change here."""
+    """ORDER_RELAY_POLLERS pollers (default 1) per SQS handler on the app object, as Lambda runs concurrent
+    invocations of one event source: a new handler needs no change here."""
     import boto3
 
     from tools.poller import poll_once, sqs_event_sources
@@ -202,9 +230,10 @@ def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
                 elif result.failed_ids:
                     say("poller", f"{name}: {len(result.failed_ids)} records failed; left for redelivery", "yellow")
 
-        thread = threading.Thread(target=loop, name=f"poller-{source.name}", daemon=True)
-        thread.start()
-        threads.append(thread)
+        for n in range(max(1, int(os.environ.get("ORDER_RELAY_POLLERS", "1")))):
+            thread = threading.Thread(target=loop, name=f"poller-{source.name}-{n}", daemon=True)
+            thread.start()
+            threads.append(thread)
     return threads
 
 

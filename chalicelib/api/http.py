@@ -22,9 +22,23 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(body=body, status_code=status, headers={"Content-Type": JSON, **(headers or {})})
 
 
-def error_response(error: DomainError) -> Response:
-    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
-    return json_response(body, error.status_code)
+def error_response(error: DomainError, correlation: str | None = None) -> Response:
+    body: dict[str, Any] = {"code": error.code, "message": error.message, "details": error.details}
+    if correlation:
+        body["correlation_id"] = correlation
+    headers = {"X-Correlation-Id": correlation} if correlation else None
+    return json_response({"error": body}, error.status_code, headers)
+
+
+def internal_error(correlation: str) -> Response:
+    """The contract's shape for a fault nobody expected: no detail leaks, the correlation id finds the trace."""
+    body = {
+        "code": "internal_error",
+        "message": "an unexpected error occurred; quote the correlation id when reporting it",
+        "details": [],
+        "correlation_id": correlation,
+    }
+    return json_response({"error": body}, 500, {"X-Correlation-Id": correlation})
 
 
 def principal_of(request: Request) -> Principal:
@@ -115,7 +129,8 @@ def _guarded(app: Chalice, view: View, *, admin_only: bool, public: bool) -> Vie
     def wrapper(**params: Any) -> Response:
         request = app.current_request
         assert request is not None
-        logger.set_correlation_id(correlation_id(request))
+        correlation = correlation_id(request)
+        logger.set_correlation_id(correlation)
         try:
             if not public:
                 principal = principal_of(request)
@@ -125,7 +140,11 @@ def _guarded(app: Chalice, view: View, *, admin_only: bool, public: bool) -> Vie
         except DomainError as error:
             if error.status_code >= 500:
                 logger.exception("request failed")
-            return error_response(error)
+            return error_response(error, correlation if error.status_code >= 500 else None)
+        except Exception:  # noqa: BLE001 - the one place every unexpected fault is answered and logged
+            # A bug or an AWS fault: the trace goes to the log, the caller gets the contract's shape.
+            logger.exception("unexpected error", extra={"route": request.path})
+            return internal_error(correlation)
 
     return wrapper
 

@@ -24,17 +24,17 @@ def create_integrator(request: Request) -> Response:
 
 
 @routes.route("/integrators", ["GET"], admin_only=True)
-def list_integrators(_request: Request) -> Response:
+def list_integrators(request: Request) -> Response:
     from chalicelib.integrators import registry
 
-    return json_response({"items": registry.list_integrators()})
+    return json_response({"items": registry.list_integrators(callback_base=_base_url(request))})
 
 
 @routes.route("/integrators/{name}", ["GET"], admin_only=True)
-def get_integrator(_request: Request, name: str) -> Response:
+def get_integrator(request: Request, name: str) -> Response:
     from chalicelib.integrators import registry
 
-    return json_response(registry.get_integrator_view(name))
+    return json_response(registry.get_integrator_view(name, callback_base=_base_url(request)))
 
 
 @routes.route("/integrators/{name}", ["PATCH"], admin_only=True)
@@ -42,7 +42,9 @@ def update_integrator(request: Request, name: str) -> Response:
     from chalicelib.integrators import registry
     from chalicelib.validation import parse_json
 
-    return json_response(registry.update_integrator(name, parse_json(request.raw_body)))
+    return json_response(
+        registry.update_integrator(name, parse_json(request.raw_body), callback_base=_base_url(request))
+    )
 
 
 @routes.route("/integrators/{name}", ["DELETE"], admin_only=True)

@@ -64,7 +64,9 @@ ERRORS = {
     "404": "Not found",
     "409": "Conflict with the current state",
     "412": "Stale If-Match version",
+    "413": "Body too large",
     "422": "Invalid fields",
+    "500": "Unexpected fault (the error carries a correlation id)",
 }
 
 

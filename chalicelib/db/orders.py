@@ -181,15 +181,30 @@ def encode_cursor(index_name: str, key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, index_name: str) -> dict[str, Any]:
+def _key_names(index: Any) -> tuple[str, set[str]]:
+    """(the index's partition attribute, every attribute a start key of this query must have)."""
+    schema = index._get_schema()["key_schema"]
+    partition = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
+    return partition, {str(k["AttributeName"]) for k in schema} | {str(OrderRecord._hash_keyname)}
+
+
+def decode_cursor(cursor: str, index: Any, hash_value: str) -> dict[str, Any]:
+    """The start key a cursor carries, only if it is one this very query could have answered: the same index,
+    exactly its key attributes as strings, and the caller's own partition (a seller's cursor edited to name
+    another seller is refused, not run)."""
+    partition, names = _key_names(index)
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key = data["k"]
-        if data["i"] != index_name or not isinstance(key, dict):
+        if data["i"] != index.Meta.index_name or not isinstance(key, dict) or set(key) != names:
             raise ValueError("cursor belongs to another query")
+        if not all(isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) for v in key.values()):
+            raise ValueError("cursor key is malformed")
+        if key[partition]["S"] != hash_value:
+            raise ValueError("cursor belongs to another partition")
         return key
-    except (ValueError, KeyError, TypeError, binascii.Error, json.JSONDecodeError):
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, json.JSONDecodeError):
         raise MalformedRequest(
             "cursor is not valid for this query",
             [{"field": "cursor", "message": "pass next_cursor from the previous page with the same filters"}],
@@ -200,7 +215,7 @@ def list_orders(flt: ListFilter, limit: int, cursor: str | None) -> Page:
     """Newest first; each page reads at most `limit` items whatever the table size."""
     ensure_bound()
     index, hash_value, residual = _plan(flt)
-    start = decode_cursor(cursor, index.Meta.index_name) if cursor else None
+    start = decode_cursor(cursor, index, hash_value) if cursor else None
     result = index.query(
         hash_value,
         filter_condition=residual,

@@ -1,19 +1,20 @@
 """One HTTP POST to one integrator, authenticated its way, its answer classified by the retry policy.
 
-A single `requests.Session` per container keeps connections to each integrator alive between invocations;
-every call has explicit connect and read timeouts and never follows a redirect.
+Calls go through `dispatch.egress` (checked addresses, a total deadline) and never follow a redirect; at most
+MAX_RESPONSE_BYTES of an answer are read, however much the integrator sends.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 
+from chalicelib.dispatch import egress
 from chalicelib.dispatch.authentication import TokenFetchError, auth_headers, tokens
 from chalicelib.dispatch.retry_policy import Outcome, classify, parse_retry_after
 from chalicelib.domain.integrator import Integrator
@@ -22,15 +23,8 @@ from chalicelib.settings import get_settings
 USER_AGENT = "order-relay/1.0"
 BODY_LOG_LIMIT = 4096
 RESPONSE_KEEP_LIMIT = 16 * 1024
-
-
-@cache
-def session() -> requests.Session:
-    http = requests.Session()
-    adapter = HTTPAdapter(pool_connections=16, pool_maxsize=64, max_retries=0)
-    http.mount("https://", adapter)
-    http.mount("http://", adapter)
-    return http
+MAX_RESPONSE_BYTES = 64 * 1024
+session = egress.session
 
 
 @dataclass
@@ -45,16 +39,33 @@ class Result:
     retry_after: float | None = None
 
 
-def _result(response: requests.Response, latency_ms: float) -> Result:
-    text = response.text[:BODY_LOG_LIMIT]
+def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
+    """At most MAX_RESPONSE_BYTES of the body (undecoded: no decompression bomb), and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size <= MAX_RESPONSE_BYTES:
+            chunk = response.raw.read(8192, decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)[:MAX_RESPONSE_BYTES], size > MAX_RESPONSE_BYTES
+
+
+def _result(response: requests.Response, latency_ms: float, content: bytes, truncated: bool) -> Result:
+    text = content[:BODY_LOG_LIMIT].decode("utf-8", errors="replace")
     code = response.status_code
     outcome = classify(code)
     if outcome is Outcome.DELIVERED:
-        try:
-            parsed = response.json() if response.content and len(response.content) <= RESPONSE_KEEP_LIMIT else None
-            error = None
-        except ValueError:
-            parsed, error = None, "response body is not JSON (kept as text)"
+        parsed, error = None, "response body over the read limit (truncated)" if truncated else None
+        if content and not truncated and len(content) <= RESPONSE_KEEP_LIMIT:
+            try:
+                parsed = json.loads(content)
+            except ValueError:
+                error = "response body is not JSON (kept as text)"
         return Result(outcome, code, latency_ms, error=error, body_text=text, response_json=parsed)
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.RETRY else None
     return Result(outcome, code, latency_ms, "HTTPError", f"HTTP {code}", text, retry_after=retry_after)
@@ -73,8 +84,18 @@ def delivery_headers(event: str, webhook_id: str, timestamp: int) -> dict[str, s
 
 def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes) -> Result:
     """Send `body` as is, the bytes the signature covers (plus one immediate re-send when an OAuth2 token was
-    refused, with a fresh token)."""
-    timeouts = (get_settings().dispatch_connect_timeout, integrator.timeout_seconds)
+    refused, with a fresh token), all of it within the connect timeout plus the integrator's timeout."""
+    connect = get_settings().dispatch_connect_timeout
+    with egress.deadline(connect + integrator.timeout_seconds) as limit:
+        result = _post(integrator, event=event, webhook_id=webhook_id, body=body, connect=connect)
+    if limit.expired and result.outcome is not Outcome.DELIVERED and result.status_code is None:
+        total = connect + integrator.timeout_seconds
+        return Result(Outcome.RETRY, None, result.latency_ms, "Timeout", f"timed out after {total:g} s in total")
+    return result
+
+
+def _post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, connect: float) -> Result:
+    timeouts = (connect, integrator.timeout_seconds)
     http = session()
     started = time.perf_counter()
 
@@ -85,18 +106,26 @@ def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes) ->
         try:
             headers = {
                 **delivery_headers(event, webhook_id, int(time.time())),
+                "Accept-Encoding": "identity",
                 **auth_headers(http, integrator, webhook_id, body),
             }
             # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.
-            response = http.post(integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False)
+            response = http.post(
+                integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False, stream=True
+            )
+            if response.status_code == 401 and integrator.auth_type == "oauth2_client_credentials" and not refreshed:
+                response.close()
+                tokens.invalidate(integrator.auth)
+                continue
+            content, truncated = _read_capped(response)
+        except egress.BlockedAddress as exc:
+            return Result(Outcome.FAILED, None, elapsed(), "BlockedAddress", str(exc))
         except TokenFetchError as exc:
             return Result(Outcome.RETRY if exc.retryable else Outcome.FAILED, None, elapsed(), "TokenError", str(exc))
         except requests.Timeout as exc:
             return Result(Outcome.RETRY, None, elapsed(), type(exc).__name__, "timed out")
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            # urllib3 and socket errors come straight from reading a streamed body (cut short, or the deadline).
             return Result(Outcome.RETRY, None, elapsed(), type(exc).__name__, str(exc)[:500])
-        if response.status_code == 401 and integrator.auth_type == "oauth2_client_credentials" and not refreshed:
-            tokens.invalidate(integrator.auth)
-            continue
-        return _result(response, elapsed())
+        return _result(response, elapsed(), content, truncated)
     raise AssertionError("unreachable")  # pragma: no cover

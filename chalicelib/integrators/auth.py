@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from chalicelib.integrators.url_policy import MAX_URL_LENGTH, URL_PATTERN
+
 Secret = Annotated[str, StringConstraints(min_length=8, max_length=4096)]
 
 
@@ -31,7 +33,7 @@ class BearerAuth(_Strict):
 
 class OAuth2Auth(_Strict):
     type: Literal["oauth2_client_credentials"]
-    token_url: str
+    token_url: Annotated[str, StringConstraints(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
     client_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     client_secret: Secret
     scope: str | None = None

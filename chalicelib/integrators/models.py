@@ -10,10 +10,11 @@ from chalicelib.domain.events import EventType
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.integrators.auth import Auth, OAuth2Auth
 from chalicelib.integrators.payload import MAX_TEMPLATE_CHARS, check_template
-from chalicelib.integrators.url_policy import check_url
+from chalicelib.integrators.url_policy import MAX_URL_LENGTH, URL_PATTERN, check_url
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-Timeout = Annotated[float, Field(gt=0, le=30)]
+# At least 0.1 s (a shorter timeout only manufactures failures) and finite: the value is a DynamoDB number.
+Timeout = Annotated[float, Field(ge=0.1, le=30, allow_inf_nan=False)]
 # Whole seconds, up to a day: an order older than that is no longer an order to deliver or to wait for.
 DeliverWithin = Annotated[
     int, Field(ge=1, le=86_400, description="No delivery attempt later than this after the event was raised")
@@ -21,9 +22,23 @@ DeliverWithin = Annotated[
 AckWithin = Annotated[
     int, Field(ge=1, le=86_400, description="A callback is expected this soon after order.created was accepted")
 ]
+Url = Annotated[
+    str, StringConstraints(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN), Field(json_schema_extra={"format": "uri"})
+]
+
+
+def _unique(events: list[EventType]) -> list[EventType]:
+    if len(set(events)) != len(events):
+        raise ValueError("each event may be listed once")
+    return events
+
+
+Events = Annotated[
+    list[EventType], Field(min_length=1, json_schema_extra={"uniqueItems": True}), AfterValidator(_unique)
+]
 RequestsPerSecond = Annotated[
     int,
-    Field(ge=1, le=1000, description="Most requests per second, across every dispatcher; over it deliveries wait"),
+    Field(ge=1, le=500, description="Most requests per second, across every dispatcher; over it deliveries wait"),
 ]
 PayloadTemplate = Annotated[
     str,
@@ -43,9 +58,9 @@ class _Strict(BaseModel):
 
 class CreateIntegratorRequest(_Strict):
     name: Name
-    url: str
+    url: Url
     auth: Auth
-    events: Annotated[list[EventType], Field(min_length=1)] = list(EventType)
+    events: Events = list(EventType)
     enabled: bool = True
     timeout_seconds: Timeout = 5.0
     seller_ids: list[Identifier] | None = None
@@ -72,9 +87,9 @@ class UpdateIntegratorRequest(_Strict):
     callback secret and keeps the previous one valid until the next rotation. `payload_template: null` goes
     back to the seed's shape; `null` removes a deadline."""
 
-    url: str | None = None
+    url: Url | None = None
     auth: Auth | None = None
-    events: Annotated[list[EventType], Field(min_length=1)] | None = None
+    events: Events | None = None
     enabled: bool | None = None
     timeout_seconds: Timeout | None = None
     seller_ids: list[Identifier] | None = None
@@ -89,6 +104,13 @@ class UpdateIntegratorRequest(_Strict):
     def _url(cls, url: str | None) -> str | None:
         return None if url is None else check_url(url)
 
+    @field_validator("auth")
+    @classmethod
+    def _token_url(cls, auth: Any) -> Any:
+        if isinstance(auth, OAuth2Auth):
+            check_url(auth.token_url)
+        return auth
+
 
 class IntegratorView(BaseModel):
     name: str
@@ -97,7 +119,7 @@ class IntegratorView(BaseModel):
     events: list[str]
     enabled: bool
     timeout_seconds: float
-    seller_ids: list[str] | None
+    seller_ids: list[str] | None = None
     deliver_within_seconds: int | None = None
     ack_within_seconds: int | None = None
     max_requests_per_second: int | None = None

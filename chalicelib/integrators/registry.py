@@ -58,7 +58,10 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
     public, secret_fields = split_auth(auth)
     callback_secret = generate_secret()
     stored = {"auth": secret_fields, "callback_secrets": [callback_secret]}
-    secrets.write(request.name, stored)
+    # A secret name of this registration's own: the conditional insert below decides who owns the name, and the
+    # loser's secret is discarded without touching the winner's.
+    secret_name = secrets.new_secret_name(request.name)
+    secrets.write(secret_name, stored)
     now = iso()
     config = IntegratorConfig(
         name=request.name,
@@ -70,7 +73,7 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         enabled=request.enabled,
         timeout_seconds=request.timeout_seconds,
         max_requests_per_second=request.max_requests_per_second,
-        secret_name=secrets.secret_name(request.name),
+        secret_name=secret_name,
         version=1,
         created_at=now,
         updated_at=now,
@@ -82,7 +85,11 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
     try:
         store.insert(config)
     except StaleWrite:
+        secrets.discard(secret_name)
         raise Conflict(f"integrator {request.name} already exists") from None
+    except Exception:
+        secrets.discard(secret_name)
+        raise
     logger.info("integrator registered", extra={"integrator": request.name, "auth_type": auth.type})
     view = _view(config, stored, callback_base)
     view["callback_secret"] = callback_secret
@@ -103,12 +110,13 @@ def require(name: str) -> IntegratorConfig:
     return _config(name)
 
 
-def list_integrators() -> list[dict[str, Any]]:
-    return [_view(config, secrets.read(config.name)) for config in store.list_all()]
+def list_integrators(*, callback_base: str | None = None) -> list[dict[str, Any]]:
+    return [_view(config, secrets.read(config.secret_name), callback_base) for config in store.list_all()]
 
 
-def get_integrator_view(name: str) -> dict[str, Any]:
-    return _view(_config(name), secrets.read(name))
+def get_integrator_view(name: str, *, callback_base: str | None = None) -> dict[str, Any]:
+    config = _config(name)
+    return _view(config, secrets.read(config.secret_name), callback_base)
 
 
 def _replace_auth(config: IntegratorConfig, stored: dict[str, Any], auth: BaseModel) -> str | None:
@@ -143,7 +151,7 @@ def _apply_settings(config: IntegratorConfig, request: UpdateIntegratorRequest, 
         config.payload_template_version += 1
 
 
-def update_integrator(name: str, patch: Any) -> dict[str, Any]:
+def update_integrator(name: str, patch: Any, *, callback_base: str | None = None) -> dict[str, Any]:
     if not isinstance(patch, dict):
         raise InvalidInput("request body must be a JSON object")
     try:
@@ -152,30 +160,43 @@ def update_integrator(name: str, patch: Any) -> dict[str, Any]:
         raise InvalidInput("invalid UpdateIntegratorRequest", field_errors(exc)) from None
     current = _config(name)
     config = replace(current)
-    stored = secrets.read(name, fresh=True)
+    stored = secrets.read(current.secret_name, fresh=True)
     generated = _replace_auth(config, stored, request.auth) if request.auth is not None else None
     new_callback_secret = generate_secret() if request.rotate_callback_secret else None
     if new_callback_secret:
         # The previous secret stays valid until the next rotation, so integrators can switch without downtime.
         stored["callback_secrets"] = [new_callback_secret, *(stored.get("callback_secrets") or [])[:1]]
     if request.auth is not None or new_callback_secret:
-        secrets.write(name, stored)
+        # Changed secrets go under a new name that only this update's row points at: a 409 below orphans nothing
+        # anyone reads, and the current secret stays intact until the row has moved on.
+        config.secret_name = secrets.new_secret_name(name)
+        secrets.write(config.secret_name, stored)
     _apply_settings(config, request, patch)
     config.version = current.version + 1
     config.updated_at = iso()
     try:
         store.replace(config, current.version)
     except StaleWrite:
+        _discard_unless_current(config, current)
         raise Conflict(f"integrator {name} changed meanwhile; retry") from None
+    except Exception:
+        _discard_unless_current(config, current)
+        raise
+    _discard_unless_current(current, config)
     logger.info("integrator updated", extra={"integrator": name, "fields": sorted(patch)})
     if config.enabled and not current.enabled:
         _resume(name)
-    view = _view(config, stored)
+    view = _view(config, stored, callback_base)
     if new_callback_secret:
         view["callback_secret"] = new_callback_secret
     if generated:
         view["auth"]["secret"] = generated
     return view
+
+
+def _discard_unless_current(unused: IntegratorConfig, current: IntegratorConfig) -> None:
+    if unused.secret_name != current.secret_name:
+        secrets.discard(unused.secret_name)
 
 
 def disable_integrator(name: str, *, reason: str) -> bool:
@@ -207,9 +228,9 @@ def _resume(name: str) -> None:
 
 
 def delete_integrator(name: str) -> None:
-    _config(name)
+    config = _config(name)
     store.delete(name)
-    secrets.delete(name)
+    secrets.delete(config.secret_name)
     logger.info("integrator removed", extra={"integrator": name})
 
 
@@ -224,7 +245,7 @@ def load_integrator(name: str) -> Integrator | None:
 
 
 def _with_secrets(config: IntegratorConfig) -> Integrator:
-    stored = secrets.read(config.name)
+    stored = secrets.read(config.secret_name)
     return Integrator(
         name=config.name,
         url=config.url,
@@ -245,6 +266,7 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
 
 def callback_secrets(name: str, *, fresh: bool = False) -> list[str] | None:
     """The secrets a callback from `name` may be signed with, or None for an unknown integrator."""
-    if store.get(name) is None:
+    config = store.get(name)
+    if config is None:
         return None
-    return list(secrets.read(name, fresh=fresh).get("callback_secrets") or [])
+    return list(secrets.read(config.secret_name, fresh=fresh).get("callback_secrets") or [])

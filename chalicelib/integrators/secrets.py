@@ -1,9 +1,16 @@
-"""Integrator secrets in Secrets Manager, one JSON secret per integrator, read through Powertools Parameters
-with a cache; and how they are masked whenever they are shown."""
+"""Integrator secrets in Secrets Manager, read through Powertools Parameters with a cache; and how they are
+masked whenever they are shown.
+
+Every registration and every rotation writes a secret under a name of its own (`.../integrators/<name>/<id>`),
+and the configuration row points at it (`secret_name`). So a write that loses its conditional update (409)
+orphans nothing anyone reads, two concurrent registrations of one name cannot overwrite each other's secrets,
+and a name deleted and registered again does not collide with its old secret's recovery window.
+"""
 
 from __future__ import annotations
 
 import json
+import secrets as random
 from typing import Any
 
 from chalicelib.settings import get_settings
@@ -11,32 +18,47 @@ from chalicelib.settings import get_settings
 CACHE_SECONDS = 300
 
 
-def secret_name(name: str) -> str:
-    return f"{get_settings().secrets_prefix}/integrators/{name}"
+def new_secret_name(name: str) -> str:
+    return f"{get_settings().secrets_prefix}/integrators/{name}/{random.token_hex(8)}"
 
 
-def write(name: str, value: dict[str, Any]) -> None:
+def write(secret_name: str, value: dict[str, Any]) -> None:
     from aws_lambda_powertools.utilities import parameters
 
-    parameters.set_secret(secret_name(name), json.dumps(value))
+    parameters.set_secret(secret_name, json.dumps(value))
     parameters.clear_caches()
 
 
-def read(name: str, *, fresh: bool = False) -> dict[str, Any]:
+def read(secret_name: str, *, fresh: bool = False) -> dict[str, Any]:
     """`{"auth": {...secret auth fields}, "callback_secrets": [...]}`, cached CACHE_SECONDS unless `fresh`."""
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret_name(name), transform="json", max_age=CACHE_SECONDS, force_fetch=fresh)
+    value = parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS, force_fetch=fresh)
     return value if isinstance(value, dict) else {}
 
 
-def delete(name: str) -> None:
+def delete(secret_name: str, *, recoverable: bool = True) -> None:
+    """Recoverable for 7 days when an integrator is removed (an admin's mistake can be undone); at once for a
+    secret that never became current (its conditional write lost) or was replaced by a rotation."""
     from aws_lambda_powertools.utilities import parameters
 
     from chalicelib.aws import secretsmanager
 
-    secretsmanager().delete_secret(SecretId=secret_name(name), RecoveryWindowInDays=7)
+    if recoverable:
+        secretsmanager().delete_secret(SecretId=secret_name, RecoveryWindowInDays=7)
+    else:
+        secretsmanager().delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
     parameters.clear_caches()
+
+
+def discard(secret_name: str) -> None:
+    """Best effort removal of a secret nothing points at; a failure leaves an unread secret, never a wrong one."""
+    from chalicelib.observability import logger
+
+    try:
+        delete(secret_name, recoverable=False)
+    except Exception:  # noqa: BLE001 - the caller's outcome is already decided
+        logger.warning("could not remove an unused integrator secret", extra={"secret_name": secret_name})
 
 
 def mask(value: str) -> str:

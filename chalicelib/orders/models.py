@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +20,8 @@ from pydantic import (
 from chalicelib.domain.identifiers import Identifier
 
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# Leading and trailing whitespace is stripped first: a name must keep at least one other character.
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")]
 Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()-]{3,31}$")]
 
 
@@ -31,7 +33,7 @@ class Party(_Strict):
     """The customer (`user`) or the shop (`seller`), as the seed's integrator payload has them."""
 
     id: Identifier
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Text200
     phone: Phone | None = None
     email: Email | None = None
     lat: Annotated[float, Field(ge=-90, le=90, strict=False)]
@@ -47,13 +49,28 @@ class Party(_Strict):
 
 class Item(_Strict):
     id: Identifier
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    quantity: Annotated[int, Field(strict=True, gt=0, le=10_000)]
+    name: Text200
+    quantity: Annotated[int, Field(gt=0, le=10_000)]
+
+    @field_validator("quantity", mode="before")
+    @classmethod
+    def _whole_numbers_only(cls, value: Any) -> Any:
+        """JSON has one number type: 2.0 is the integer 2 (as JSON Schema says); "2", true and 2.5 are not."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        return value
+
+
+def _zone_names(schema: dict[str, Any]) -> None:
+    """The document lists the zones the validator accepts (computed only when the document is built)."""
+    schema["enum"] = sorted(available_timezones())
 
 
 class OrderDetails(_Strict):
     datetime: AwareDatetime
-    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64), Field(json_schema_extra=_zone_names)]
     user_note: Annotated[str, StringConstraints(max_length=1000)] = ""
     items: Annotated[list[Item], Field(min_length=1, max_length=200)]
 
@@ -177,6 +194,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: list[ErrorDetail] = []
+    correlation_id: str | None = Field(default=None, description="On unexpected faults: quote it to find the trace")
 
 
 class ErrorResponse(BaseModel):

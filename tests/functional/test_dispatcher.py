@@ -178,9 +178,11 @@ def test_integrator_secrets_are_masked_and_never_returned(api: Api, fake: FakeIn
     shown = api.get("/api/v1/integrators/bearer").json_body
     assert shown["auth"] == {"type": "bearer", "token": "****9876"} and "callback_secret" not in shown
     assert "tok-secret-value" not in json.dumps(api.get("/api/v1/integrators").json_body)
-    secret = boto3.client("secretsmanager", region_name="us-east-1").get_secret_value(
-        SecretId="order-relay/test/integrators/bearer"
-    )
+    manager = boto3.client("secretsmanager", region_name="us-east-1")
+    (stored,) = manager.list_secrets(Filters=[{"Key": "name", "Values": ["order-relay/test/integrators/bearer/"]}])[
+        "SecretList"
+    ]
+    secret = manager.get_secret_value(SecretId=stored["Name"])
     assert json.loads(secret["SecretString"])["auth"]["token"] == "tok-secret-value-9876"
 
 

@@ -36,7 +36,22 @@ class CloseConnection:
     """Drop the connection without a response."""
 
 
-Behaviour = Reply | Hang | CloseConnection
+@dataclass
+class Trickle:
+    """A 200 whose body arrives one byte every `interval` seconds, each byte inside any per-read timeout."""
+
+    interval: float = 0.2
+    length: int = 10_000
+
+
+@dataclass
+class Huge:
+    """A 200 with a body of `size` bytes, written until the client stops reading."""
+
+    size: int = 50 * 1024 * 1024
+
+
+Behaviour = Reply | Hang | CloseConnection | Trickle | Huge
 
 
 class _Server(ThreadingHTTPServer):
@@ -84,6 +99,7 @@ class FakeIntegrator:
         self.valid_tokens: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.streamed_bytes = 0  # body bytes a Trickle or Huge answer got out before the client stopped reading
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -171,6 +187,9 @@ class FakeIntegrator:
             self._stopping.wait(behaviour.seconds)
             handler.close_connection = True
             return
+        if isinstance(behaviour, Trickle | Huge):
+            self._stream(handler, behaviour)
+            return
         if behaviour.delay:
             self._stopping.wait(behaviour.delay)
         body = (
@@ -187,6 +206,27 @@ class FakeIntegrator:
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
+
+    def _stream(self, handler: BaseHTTPRequestHandler, behaviour: Trickle | Huge) -> None:
+        length = behaviour.length if isinstance(behaviour, Trickle) else behaviour.size
+        handler.close_connection = True
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(length))
+        handler.end_headers()
+        chunk = b"x" if isinstance(behaviour, Trickle) else b"x" * 65536
+        sent = 0
+        try:
+            while sent < length and not self._stopping.is_set():
+                handler.wfile.write(chunk)
+                handler.wfile.flush()
+                sent += len(chunk)
+                with self._changed:
+                    self.streamed_bytes += len(chunk)
+                if isinstance(behaviour, Trickle):
+                    self._stopping.wait(behaviour.interval)
+        except OSError:
+            return  # the client stopped reading: what a capped reader does
 
     def _token(self, handler: BaseHTTPRequestHandler, recorded: Recorded) -> None:
         client_id, client_secret, ttl = self._oauth[recorded.path]
