@@ -206,3 +206,19 @@ def aws_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
     return recorded
+
+
+@pytest.fixture
+def fake() -> Iterator[Any]:
+    """A real HTTP integrator on loopback with scripted answers (tests/support/fake_integrator.py)."""
+    from tests.support.fake_integrator import FakeIntegrator
+
+    with FakeIntegrator() as server:
+        yield server
+
+
+@pytest.fixture
+def sqs(aws: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.client("sqs", region_name="us-east-1")

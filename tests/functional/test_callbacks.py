@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -18,12 +17,6 @@ from tools.poller import drain
 from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeIntegrator]:
-    with FakeIntegrator() as server:
-        yield server
 
 
 class Partner:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib.domain import clock
@@ -20,17 +18,6 @@ from tools.poller import drain, poll_once
 from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeIntegrator]:
-    with FakeIntegrator() as server:
-        yield server
-
-
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name="us-east-1")
 
 
 @pytest.fixture

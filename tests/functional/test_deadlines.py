@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,17 +56,6 @@ def clock(monkeypatch: pytest.MonkeyPatch, aws: dict[str, str]) -> VirtualClock:
 
     monkeypatch.setattr(queue, "send", send)
     return virtual
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeIntegrator]:
-    with FakeIntegrator() as server:
-        yield server
-
-
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name="us-east-1")
 
 
 @pytest.fixture

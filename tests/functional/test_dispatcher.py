@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -19,17 +18,6 @@ from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
 HMAC_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeIntegrator]:
-    with FakeIntegrator() as server:
-        yield server
-
-
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name="us-east-1")
 
 
 def register(api: Api, name: str, url: str, auth: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:

@@ -4,10 +4,8 @@ a state that tells the truth, refusals change nothing and leak nothing, and no l
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -20,17 +18,6 @@ from tools.poller import drain
 from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeIntegrator]:
-    with FakeIntegrator() as server:
-        yield server
-
-
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name="us-east-1")
 
 
 def throttled(operation: str) -> ClientError:

@@ -5,10 +5,8 @@ sent without sending it."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import jmespath
 import pytest
 import standardwebhooks
@@ -34,17 +32,6 @@ TEMPLATES: dict[str, str | None] = {
 }
 # Works for the sample order (it has a phone) but not for an order without one: starts_with(null, ...) is a type error.
 NEEDS_PHONE = "{ref: order.id, international: starts_with(user.phone, '+')}"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeIntegrator]:
-    with FakeIntegrator() as server:
-        yield server
-
-
-@pytest.fixture
-def sqs() -> Any:
-    return boto3.client("sqs", region_name="us-east-1")
 
 
 def register(api: Api, name: str, url: str, template: str | None = None, **extra: Any) -> dict[str, Any]:
