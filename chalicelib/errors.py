@@ -40,6 +40,13 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class AdminRequired(Forbidden):
+    """A valid token without the admin role on an admin route: told apart from a refused token (also a 403, from
+    the gateway), so a client such as the console can say which it is."""
+
+    code = "admin_required"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

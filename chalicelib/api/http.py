@@ -11,7 +11,7 @@ from typing import Any
 from chalice.app import AuthResponse, Chalice, Request, Response
 
 from chalicelib.domain.identity import Principal, Role
-from chalicelib.errors import DomainError, Forbidden, InvalidInput, Unauthorized
+from chalicelib.errors import AdminRequired, DomainError, InvalidInput, Unauthorized
 from chalicelib.observability import logger
 
 JSON = "application/json"
@@ -135,7 +135,7 @@ def _guarded(app: Chalice, view: View, *, admin_only: bool, public: bool) -> Vie
             if not public:
                 principal = principal_of(request)
                 if admin_only and not principal.is_admin:
-                    raise Forbidden("this route needs an admin token")
+                    raise AdminRequired("this route needs an admin token")
             return view(request, **params)
         except DomainError as error:
             if error.status_code >= 500:

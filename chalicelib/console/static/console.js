@@ -243,7 +243,7 @@
         start();
       } catch (error) {
         let text = error.message;
-        if (error.status === 403 && error.code === 'forbidden') {
+        if (error.status === 403 && error.code === 'admin_required') {
           text = 'This token is valid but it is not an admin token. The console needs an admin token.';
         } else if (isTokenRefused(error)) {
           text = 'That token was refused: it is wrong, revoked or expired (' + error.message + ').';
