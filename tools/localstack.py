@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,8 @@ class PrettyLogs(logging.Handler):
         elif record.levelno >= logging.WARNING:
             extras = {k: data[k] for k in ("order_id", "integrator", "reason", "status") if k in data}
             say("warning", f"{message} {extras}", "yellow")
+            if record.exc_info and record.levelno >= logging.ERROR:  # an unexpected fault: show where
+                say("trace", "".join(traceback.format_exception(*record.exc_info)).rstrip(), "red")
 
 
 def quiet_service_logs() -> None:

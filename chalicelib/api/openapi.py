@@ -57,6 +57,8 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
     "console_page": ("The operator console (HTML; signs in with an admin token itself)", None, 200, None),
     "console_asset": ("The operator console's script, style sheet and icon", None, 200, None),
 }
+# Operations that also accept no body at all (a preview of the sample order through the saved template).
+OPTIONAL_BODY = frozenset({"preview_integrator_payload"})
 ERRORS = {
     "400": "Malformed request",
     "401": "Missing token",
@@ -94,7 +96,7 @@ def _operation(view_name: str, secured: bool, schemas: dict[str, Any]) -> dict[s
     }
     if request is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": view_name not in OPTIONAL_BODY,
             "content": {"application/json": {"schema": _ref(request, schemas)}},
         }
     operation["security"] = [{"bearer": []}] if secured else []
