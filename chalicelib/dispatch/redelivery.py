@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
@@ -61,6 +61,14 @@ class ReplayRequest(BaseModel):
 
     since: AwareDatetime
     until: AwareDatetime
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        # ISO 8601 text, as the document says; a bare number would be read as seconds since 1970.
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 date-time with a time zone")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> ReplayRequest:
