@@ -189,8 +189,22 @@ def serve_api(app: Any, port: int) -> Any:
             body = json.dumps({"error": {"code": code, "message": message, "details": []}})
             self._send_http_response(status, {"Content-Type": "application/json"}, body)
 
+        def _parse_payload(self) -> Any:
+            """A body the handler cannot frame (chunked) closes the connection afterwards: left on a kept-alive
+            connection, it would be read as the start of the client's next request."""
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+            return super()._parse_payload()
+
+        def end_headers(self) -> None:
+            if self.close_connection and self.request_version == "HTTP/1.1":
+                self.send_header("Connection", "close")
+            super().end_headers()
+
         def _not_routed(self) -> None:
-            """Methods API Gateway never routes (TRACE, QUERY, ...) get its refusal, not http.server's 501 page."""
+            """Methods API Gateway never routes (TRACE, QUERY, ...) get its refusal, not http.server's 501 page.
+            The body is read all the same, so the connection stays usable for the next request."""
+            self._parse_payload()
             status, code, message = refusals["MISSING_AUTHENTICATION_TOKEN"]
             body = json.dumps({"error": {"code": code, "message": message, "details": []}})
             self._send_http_response(status, {"Content-Type": "application/json"}, body)

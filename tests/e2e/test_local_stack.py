@@ -340,3 +340,41 @@ def test_a_partner_outage_opens_its_circuit_and_every_order_arrives_after(stack:
     final = health()
     assert final["circuit"] == "closed" and final["waiting"] == 0
     assert final["window"]["attempts"] >= 5 and final["window"]["failed"] >= 1
+
+
+def exchange(stack: dict[str, Any], raw: bytes) -> bytes:
+    """Send raw bytes on one connection and read until the server has answered and closed or gone quiet."""
+    host, port = stack["api_url"].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(raw)
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+        return received
+
+
+def test_a_refused_request_with_a_body_leaves_the_connection_usable(stack: dict[str, Any]) -> None:
+    """Found by schemathesis: the body of a method API Gateway does not route was left unread on a kept-alive
+    connection and answered the client's next request with an HTML 400."""
+    body = b'{"order_id": "0", "status": "0"}'
+    raw = (
+        b"TRACE /api/v1/orders HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (len(body), body)
+    )
+    answers = exchange(stack, raw).split(b"HTTP/1.1 ")[1:]
+    assert [a.split(b" ", 1)[0] for a in answers] == [b"404", b"200"]
+    assert b"text/html" not in b"".join(answers)
+
+
+def test_a_chunked_body_closes_the_connection_instead_of_poisoning_it(stack: dict[str, Any]) -> None:
+    raw = (
+        b"POST /api/v1/callbacks/nobody HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n"
+        b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    answers = exchange(stack, raw).split(b"HTTP/1.1 ")[1:]
+    assert len(answers) == 1 and b"Connection: close" in answers[0]
+    assert b"text/html" not in answers[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -368,8 +369,9 @@ def test_crash_after_sending_resends_with_the_same_webhook_id(
 
 
 def test_cancel_drops_pending_create_and_tells_only_integrators_that_have_it(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Callable[..., None]
 ) -> None:
+    configure(DISPATCH_RETRY_DELAYS="60")  # the retry must still be waiting, however slow the machine
     fake.default("/ok", Reply(200, json={}))
     fake.default("/down", Reply(503))
     register(api, "ok", fake.url("/ok"))
