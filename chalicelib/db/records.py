@@ -220,6 +220,8 @@ class DeliveryRecord(Model):
     ack_due_at = UnicodeAttribute(null=True)
     acked_at = UnicodeAttribute(null=True)
     waiting_job = JSONAttribute(null=True)
+    run = JSONAttribute(null=True)
+    claimed_until = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)

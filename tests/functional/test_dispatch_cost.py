@@ -1,0 +1,70 @@
+"""What dispatching one order costs in AWS requests (issue 14): pinned, so that a change adding a request to the
+hot path shows up here rather than on the bill."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+from tests.support.fake_integrator import FakeIntegrator, Reply
+from tools.poller import drain, poll_once
+from tools.sample_order import order_body
+
+ORDERS = "/api/v1/orders"
+INTEGRATORS = ("food-ordering", "delivery", "loyalty")
+
+
+def _requests(calls: list[tuple[str, str, str]], *, leave_out: tuple[str, ...] = ()) -> Counter[str]:
+    """Requests by operation; what Lambda's event source does on its own (polling) and `leave_out` tables apart."""
+    polling = {("sqs", "ReceiveMessage"), ("sqs", "GetQueueAttributes")}
+    kept = [(service, operation) for service, operation, table in calls if table not in leave_out]
+    return Counter(operation for service, operation in kept if (service, operation) not in polling)
+
+
+def test_one_order_to_three_integrators_costs_its_floor_of_requests(
+    api: Api,
+    app: Any,
+    sqs: Any,
+    aws: dict[str, str],
+    fake: FakeIntegrator,
+    aws_calls: list[tuple[str, str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.notifications import publisher
+
+    for name in INTEGRATORS:
+        fake.default(f"/{name}", Reply(200, json={"external_id": name}))
+        assert api.post("/api/v1/integrators", {"name": name, "url": fake.url(f"/{name}"), "auth": {"type": "none"}})
+    api.post(ORDERS, order_body())
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # warm containers: secrets, circuits and clients cached
+    notified: list[str] = []  # notifications are a step of their own (bench/life.py counts them apart)
+    monkeypatch.setattr(publisher, "notify", lambda order, event, *a, **kw: notified.append(event))
+
+    aws_calls.clear()
+    created = api.post(ORDERS, order_body())
+    assert created.status_code == 201
+    create = _requests(aws_calls, leave_out=(aws["TOKENS_TABLE"],))  # the authorizer's, cached by API Gateway
+    aws_calls.clear()
+    batch = poll_once(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert batch.received == 1 and not batch.failed_ids, batch
+    dispatch = _requests(aws_calls)
+
+    assert all(len(fake.requests(f"/{name}")) == 2 for name in INTEGRATORS), "each got each order once"
+    order = api.get(f"{ORDERS}/{created.json_body['id']}").json_body
+    assert order["status"] == "dispatched"
+    assert {d["status"] for d in order["deliveries"]} == {"delivered"}
+    assert notified == ["order.dispatched"]
+    # create: the order's conditional PutItem (with its outbox mark) and the send; the dispatcher clears the mark.
+    assert create == Counter({"PutItem": 1, "SendMessage": 1})
+    # dispatch: the order read once, its state rows in one Query, per integrator a claim (PutItem) and one
+    # TransactWriteItems for the outcome and its attempt line, one UpdateItem to `dispatched` (clearing the
+    # outbox), the batch's delete, and one health-counter UpdateItem per integrator and minute (per batch, not per
+    # order). The integrators table's Scan is once per batch (at most: it may be cached per container).
+    scans = dispatch.pop("Scan", 0)
+    assert scans <= 1
+    assert dispatch == Counter(
+        {"GetItem": 1, "Query": 1, "PutItem": 3, "TransactWriteItems": 3, "UpdateItem": 1 + 3, "DeleteMessageBatch": 1}
+    ), dispatch
