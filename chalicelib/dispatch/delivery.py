@@ -129,7 +129,10 @@ def _expired_before_attempt(
     if deliver_by is None or not deadlines.is_past(deliver_by, clock.utcnow()):
         return False
     order = order if order is not None else order_store.get(job.order_id)
-    claimed = _claim(job, deliver_by, state) if order is not None else None
+    try:
+        claimed = _claim(job, deliver_by, state) if order is not None else None
+    except ClaimHeld:
+        return True  # another copy of this job holds it: it expires it (nothing is sent either way)
     if order is not None and claimed is not None:
         expire(job, order, claimed, deliver_by)
     return True
