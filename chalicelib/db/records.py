@@ -220,6 +220,7 @@ class DeliveryRecord(Model):
     ack_due_at = UnicodeAttribute(null=True)
     acked_at = UnicodeAttribute(null=True)
     waiting_job = JSONAttribute(null=True)
+    waiting_rank = NumberAttribute(null=True)  # attempt * 1000 + resume of waiting_job: a park never goes back
     run = JSONAttribute(null=True)
     claimed_until = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()

@@ -42,6 +42,10 @@ from chalicelib.integrators.registry import load_integrator
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
 
+# Outcomes of an attempt that never reached the integrator (nothing learned about it).
+NOT_SENT = frozenset({"skipped", "already_done", "superseded", Outcome.EXPIRED.value})
+REPLAYED = "replayed"  # this very job ran already (its outcome is recorded) and the row still waits on it
+
 # How long a claim holds when the invocation's end is not known (the dispatcher's Lambda timeout).
 CLAIM_SECONDS = 60.0
 _invocation_ends: datetime | None = None
@@ -179,9 +183,20 @@ def _admit_and_attempt(
         _park(job, integrator, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
         return Attempted(None, order, job)
     order = order if order is not None else order_store.get(job.order_id)
-    if order is None:
-        return Attempted("skipped", None, job)
-    return Attempted(_claim_and_attempt(job, integrator, state, order, admission), order, job)
+    outcome = "skipped" if order is None else _claim_and_attempt(job, integrator, state, order, admission)
+    if admission is Admission.PROBE:
+        _settle_probe(job, outcome)
+    return Attempted(outcome, order, job)
+
+
+def _settle_probe(job: DeliveryJob, outcome: str | None) -> None:
+    """A probe must end in an answer from the integrator, or hand the probe on: otherwise the circuit stays
+    half-open and everything waiting for it waits until the probe's lease runs out, again and again."""
+    if outcome == REPLAYED:
+        # This attempt already ran (a late duplicate became the probe): probe with a fresh run of it.
+        queue.send(job.model_copy(update={"resume": job.resume + 1}), correlation_id=job.correlation_id)
+    elif outcome in NOT_SENT:
+        circuit.release_probe(job.integrator, job.webhook_id)
 
 
 def _claim_and_attempt(
@@ -189,9 +204,16 @@ def _claim_and_attempt(
 ) -> str | None:
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
     claimed = _claim(job, deliver_by, state)
-    if claimed is None:
-        _resume_acknowledgement(job)
-        return "already_done"
+    if claimed is None:  # a duplicate, or a job overtaken: read the row again to tell what it should do
+        seen = store.get_state(job.order_id, job.integrator)
+        _resume_acknowledgement(job, seen)
+        replayed = (
+            seen is not None
+            and seen.status is DeliveryStatus.RETRYING
+            and seen.webhook_id == job.webhook_id
+            and seen.run == recording.run_key(job)
+        )
+        return REPLAYED if replayed else "already_done"
     probe = job.webhook_id if admission is Admission.PROBE else None
     try:
         return _attempt(job, integrator, order, claimed, deliver_by, probe)
@@ -225,6 +247,8 @@ def _attempt(
     except payload.PayloadTemplateError as exc:
         # Retrying cannot help: the same order fails the same template. Fixed template + admin retry sends it.
         failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
+        if probe is not None:
+            circuit.release_probe(job.integrator, probe)  # nothing was sent: another delivery probes
         return recording.record(
             job, order, failed, integrator, deliver_by, claimed=claimed, probe=None, template_version=version
         )
@@ -263,11 +287,10 @@ def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: dat
     return Outcome.EXPIRED.value
 
 
-def _resume_acknowledgement(job: DeliveryJob) -> None:
+def _resume_acknowledgement(job: DeliveryJob, state: DeliveryState | None) -> None:
     """A redelivered job whose order.created was already accepted: its acknowledgement check may never have been
     queued (a crash right after the 2xx was saved). A second check is harmless."""
     if job.event is EventType.CREATED:
-        state = store.get_state(job.order_id, job.integrator)
         if state is not None and state.already_delivered(job.webhook_id):
             acknowledgement.check_later(state, job.correlation_id)
 
