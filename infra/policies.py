@@ -47,7 +47,7 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         (("secretsmanager:GetSecretValue",), ("admin_token",)),
     ],
     "dispatch_orders": [
-        ((*READ, "dynamodb:PutItem"), ("orders",)),
+        ((*READ, *WRITE), ("orders",)),  # UpdateItem: the move to dispatched, which clears the outbox mark
         ((*READ, *WRITE), ("deliveries",)),
         (("dynamodb:Query",), ("deliveries_indexes",)),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan"), ("integrators",)),

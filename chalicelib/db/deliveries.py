@@ -7,8 +7,9 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, ensure_bound
@@ -59,10 +60,8 @@ def list_states(order_id: str) -> list[DeliveryState]:
     return states
 
 
-def put_state(state: DeliveryState, expected_revision: int | None) -> DeliveryState:
-    """Write the whole row if its revision is still `expected_revision` (None: the row must not exist yet).
-    Returns the state as stored (next revision); raises StaleWrite otherwise."""
-    ensure_bound()
+def _state_write(state: DeliveryState, expected_revision: int | None) -> tuple[DeliveryState, DeliveryRecord, Any]:
+    """The row `state` becomes (next revision) and the condition that it is still at `expected_revision`."""
     stored = state.model_copy(update={"revision": (expected_revision or 0) + 1})
     values: dict[str, Any] = stored.model_dump(mode="json", exclude={"order_id"})
     values["integrator_status"] = index_key(stored.integrator, stored.status, stored.order_id)
@@ -72,10 +71,39 @@ def put_state(state: DeliveryState, expected_revision: int | None) -> DeliverySt
         if expected_revision is None
         else DeliveryRecord.revision == expected_revision
     )
+    return stored, record, condition
+
+
+def put_state(state: DeliveryState, expected_revision: int | None) -> DeliveryState:
+    """Write the whole row if its revision is still `expected_revision` (None: the row must not exist yet).
+    Returns the state as stored (next revision); raises StaleWrite otherwise."""
+    ensure_bound()
+    stored, record, condition = _state_write(state, expected_revision)
     try:
         record.save(condition=condition)
     except PutError as exc:
         if condition_failed(exc):
+            raise StaleWrite(f"delivery {stored.order_id}/{stored.integrator}") from exc
+        raise
+    return stored
+
+
+def put_state_with_attempt(
+    state: DeliveryState, expected_revision: int, moment: datetime, retention_days: int, **attempt: Any
+) -> DeliveryState:
+    """`put_state` and `add_attempt` in one request (TransactWriteItems): the attempt log gets its line exactly
+    when the row records the outcome, and neither is written if the row moved (StaleWrite)."""
+    ensure_bound()
+    stored, record, condition = _state_write(state, expected_revision)
+    line = _attempt_record(state.order_id, moment, retention_days, **attempt)
+    try:
+        with TransactWrite(connection=DeliveryRecord._get_connection().connection) as transaction:
+            transaction.save(record, condition=condition)
+            transaction.save(line)
+    except TransactWriteError as exc:
+        # Only a failed condition or a concurrent transaction on the row: both mean "read it again".
+        reasons = {reason.code for reason in exc.cancellation_reasons if reason is not None} - {"None"}
+        if reasons and reasons <= {"ConditionalCheckFailed", "TransactionConflict"}:
             raise StaleWrite(f"delivery {stored.order_id}/{stored.integrator}") from exc
         raise
     return stored
@@ -102,10 +130,14 @@ def set_fields(state: DeliveryState, **fields: Any) -> None:
         raise
 
 
+def _attempt_record(order_id: str, moment: datetime, retention_days: int, **fields: Any) -> AttemptRecord:
+    sk = f"{ATTEMPT}{moment.isoformat()}#{fields['integrator']}#{fields['attempt']}"
+    return AttemptRecord(order_id, sk, expires_at=moment + timedelta(days=retention_days), **fields)
+
+
 def add_attempt(order_id: str, moment: datetime, retention_days: int, **fields: Any) -> None:
     ensure_bound()
-    sk = f"{ATTEMPT}{moment.isoformat()}#{fields['integrator']}#{fields['attempt']}"
-    AttemptRecord(order_id, sk, expires_at=moment + timedelta(days=retention_days), **fields).save()
+    _attempt_record(order_id, moment, retention_days, **fields).save()
 
 
 def list_attempts(order_id: str) -> list[dict[str, Any]]:

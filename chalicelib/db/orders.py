@@ -11,6 +11,7 @@ from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import OrderRecord, ensure_bound
@@ -84,6 +85,33 @@ def replace(order: Order, expected_version: int) -> None:
     except PutError as exc:
         if condition_failed(exc):
             raise StaleWrite(f"order {order.id}") from exc
+        raise
+
+
+def move_status(changed: Order, expected_version: int, *, clear_outbox: bool) -> None:
+    """Write a status move of `changed` (version already bumped) as one UpdateItem of only what a move changes,
+    if the stored order is still `expected_version` (StaleWrite otherwise); `clear_outbox` also removes the
+    outbox mark in the same write (the dispatcher has the event)."""
+    ensure_bound()
+    actions: list[Action] = [
+        OrderRecord.status.set(changed.status),
+        OrderRecord.seller_status.set(f"{changed.seller_id}#{changed.status}"),
+        OrderRecord.version.set(changed.version),
+        OrderRecord.updated_at.set(changed.updated_at),
+        OrderRecord.timeline.set([entry.model_dump(exclude_none=True) for entry in changed.timeline]),
+    ]
+    if clear_outbox:
+        actions += [
+            OrderRecord.outbox.remove(),
+            OrderRecord.outbox_pk.remove(),
+            OrderRecord.outbox_at.remove(),
+            OrderRecord.outbox_event_id.remove(),
+        ]
+    try:
+        OrderRecord(id=changed.id).update(actions=actions, condition=OrderRecord.version == expected_version)
+    except UpdateError as exc:
+        if condition_failed(exc):
+            raise StaleWrite(f"order {changed.id}") from exc
         raise
 
 

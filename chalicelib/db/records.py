@@ -221,6 +221,8 @@ class DeliveryRecord(Model):
     acked_at = UnicodeAttribute(null=True)
     waiting_job = JSONAttribute(null=True)
     waiting_rank = NumberAttribute(null=True)  # attempt * 1000 + resume of waiting_job: a park never goes back
+    run = JSONAttribute(null=True)
+    claimed_until = UnicodeAttribute(null=True)
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)

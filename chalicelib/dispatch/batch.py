@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
 from chalicelib.dispatch import health_tally, waiting
 from chalicelib.dispatch.acknowledgement import handle_check
-from chalicelib.dispatch.delivery import handle_job
+from chalicelib.dispatch.delivery import claims_hold_until_end_of, handle_job
 from chalicelib.dispatch.order_events import handle_order_event
 from chalicelib.domain.integrator import Integrator
 from chalicelib.integrators.registry import load_integrators
@@ -52,6 +52,7 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Run every record of the batch at once (each fans out to its integrators), then let Powertools batch
     processing collect the per-record outcomes into the partial-batch response."""
     records = event.get("Records", [])
+    claims_hold_until_end_of(context)
     integrators = _prepare()
     futures: dict[str, Future[None]] = {r["messageId"]: _records.submit(handle_record, r, integrators) for r in records}
 

@@ -1,12 +1,18 @@
 """The delivery step: claim the delivery's state row, send one attempt, record its outcome, and queue the next
-attempt. Idempotent per (webhook id, round, attempt): a redelivered job replays the recorded outcome."""
+attempt.
+
+Idempotent per (webhook id, round, attempt, resume) through the state row alone, with no idempotency record: the
+claim and the outcome are conditional writes of the row, which remembers the job it was claimed for (`run`) and
+until when that claim holds (`claimed_until`, the claiming invocation's end). A redelivered job whose outcome is
+recorded changes nothing; a duplicate arriving while the first copy is still sending fails its record (ClaimHeld),
+so the queue hands it over again later; a job whose invocation died is run again, with the same webhook-id."""
 
 from __future__ import annotations
 
 import contextlib
 import random
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
@@ -31,14 +37,18 @@ from chalicelib.domain.events import EventType
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import payload
 from chalicelib.integrators.registry import load_integrator
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
 
 # Outcomes of an attempt that never reached the integrator (nothing learned about it).
-NOT_SENT = frozenset({"skipped", "already_delivered", "superseded", Outcome.EXPIRED.value})
+NOT_SENT = frozenset({"skipped", "already_done", "superseded", Outcome.EXPIRED.value})
+REPLAYED = "replayed"  # this very job ran already (its outcome is recorded) and the row still waits on it
+
+# How long a claim holds when the invocation's end is not known (the dispatcher's Lambda timeout).
+CLAIM_SECONDS = 60.0
+_invocation_ends: datetime | None = None
 
 
 class RateLimited(Exception):
@@ -47,6 +57,25 @@ class RateLimited(Exception):
     def __init__(self, wait: float) -> None:
         super().__init__(f"rate limited for {wait:.2f} s")
         self.wait = wait
+
+
+class ClaimHeld(Exception):
+    """Another copy of this job is being sent right now (a duplicate message): fail this record, the queue hands
+    it over again after its visibility timeout, by when the first copy's outcome is recorded."""
+
+
+def claims_hold_until_end_of(context: Any) -> None:
+    """Claims made during this invocation hold until it ends: a duplicate after that may run (the claimer died)."""
+    global _invocation_ends
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    _invocation_ends = clock.utcnow() + timedelta(milliseconds=remaining()) if callable(remaining) else None
+
+
+def _claim_deadline() -> str:
+    now = clock.utcnow()
+    if _invocation_ends is not None and _invocation_ends > now:
+        return iso(_invocation_ends)
+    return iso(now + timedelta(seconds=CLAIM_SECONDS))
 
 
 def supersede(state: DeliveryState, reason: str) -> None:
@@ -77,10 +106,12 @@ def handle_job(job: DeliveryJob) -> None:
         return
     if not integrator.enabled:
         # Disabled integrators keep their deliveries, without spending an attempt; enabling resumes them.
-        if not _expired_before_attempt(job, integrator):
+        if not _expired_before_attempt(job, integrator, None, state):
             _park(job, integrator, until=None, reason="integrator disabled")
         return
-    deliver(job, integrator)
+    attempted = deliver(job, integrator, state)
+    if attempted.delivered_created and attempted.order is not None:
+        outcomes.on_first_delivery(attempted.order, integrator.name)
 
 
 def _park(job: DeliveryJob, integrator: Integrator, *, until: str | None, reason: str) -> None:
@@ -93,83 +124,123 @@ def _park(job: DeliveryJob, integrator: Integrator, *, until: str | None, reason
         queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
 
 
-def _expired_before_attempt(job: DeliveryJob, integrator: Integrator) -> bool:
+def _expired_before_attempt(
+    job: DeliveryJob, integrator: Integrator, order: Order | None, state: DeliveryState | None
+) -> bool:
     """Past its deadline before an attempt could be made (it waited, or the queue was late): expire it here,
     before it can be admitted (or become a circuit's probe)."""
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
     if deliver_by is None or not deadlines.is_past(deliver_by, clock.utcnow()):
         return False
-    order = order_store.get(job.order_id)
-    state = _claim(job, deliver_by) if order is not None else None
-    if order is not None and state is not None:
-        expire(job, order, state, deliver_by)
+    order = order if order is not None else order_store.get(job.order_id)
+    try:
+        claimed = _claim(job, deliver_by, state) if order is not None else None
+    except ClaimHeld:
+        return True  # another copy of this job holds it: it expires it (nothing is sent either way)
+    if order is not None and claimed is not None:
+        expire(job, order, claimed, deliver_by)
     return True
 
 
-def deliver(job: DeliveryJob, integrator: Integrator) -> None:
+class Attempted(NamedTuple):
+    """What `deliver` did: the attempt's outcome (None: held back, nothing sent) and the order it read or was given."""
+
+    outcome: str | None
+    order: Order | None
+    job: DeliveryJob
+
+    @property
+    def delivered_created(self) -> bool:
+        """The integrator accepted `order.created`: it has the order, which is now `dispatched`."""
+        return self.outcome == Outcome.DELIVERED.value and self.job.event is EventType.CREATED
+
+
+def deliver(
+    job: DeliveryJob, integrator: Integrator, state: DeliveryState | None, order: Order | None = None
+) -> Attempted:
     """Run one attempt with this job's log keys (thread-local: deliveries of a batch run side by side), unless
-    the integrator's circuit or rate limit holds it back."""
+    the integrator's circuit or rate limit holds it back. `state` (None: no row yet) and `order` (None: read it
+    here, once) are what the caller read a moment ago: the claim is conditional on that state and re-reads the
+    row only if it moved meanwhile."""
     outer = logger.thread_safe_get_current_keys()
     logger.thread_safe_append_keys(correlation_id=job.correlation_id, order_id=job.order_id, integrator=job.integrator)
     try:
         with circuit.in_flight(integrator.name):
-            _admit_and_attempt(job, integrator)
+            return _admit_and_attempt(job, integrator, state, order)
     finally:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(**outer)
 
 
-def _admit_and_attempt(job: DeliveryJob, integrator: Integrator) -> None:
-    if _expired_before_attempt(job, integrator):
-        return
+def _admit_and_attempt(
+    job: DeliveryJob, integrator: Integrator, state: DeliveryState | None, order: Order | None
+) -> Attempted:
+    if _expired_before_attempt(job, integrator, order, state):
+        return Attempted(Outcome.EXPIRED.value, order, job)
     admission = circuit.admit(integrator.name, job.webhook_id)
     if admission is Admission.WAIT:
         stored = circuit.current(integrator.name)
         _park(job, integrator, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
-        return
-    try:
-        result = run_once(
-            _attempt,
-            data={"job": job.model_dump(mode="json"), "probe": admission is Admission.PROBE},
-            key_prefix="delivery",
-            key_path="job.[webhook_id, round, attempt, resume]",
-        )
-    except RateLimited as limited:  # over the limit: try again shortly, without spending an attempt
-        count("DeliveryRateLimited")
-        delay = limited.wait + random.uniform(0, 1)  # noqa: S311 - spreading, not security
-        queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
-        return
+        return Attempted(None, order, job)
+    order = order if order is not None else order_store.get(job.order_id)
+    outcome = "skipped" if order is None else _claim_and_attempt(job, integrator, state, order, admission)
     if admission is Admission.PROBE:
-        _settle_probe(job, result)
+        _settle_probe(job, outcome)
+    return Attempted(outcome, order, job)
 
 
-def _settle_probe(job: DeliveryJob, result: dict[str, Any]) -> None:
+def _settle_probe(job: DeliveryJob, outcome: str | None) -> None:
     """A probe must end in an answer from the integrator, or hand the probe on: otherwise the circuit stays
     half-open and everything waiting for it waits until the probe's lease runs out, again and again."""
-    if result.get(REPLAYED):
+    if outcome == REPLAYED:
         # This attempt already ran (a late duplicate became the probe): probe with a fresh run of it.
         queue.send(job.model_copy(update={"resume": job.resume + 1}), correlation_id=job.correlation_id)
-    elif result.get("outcome") in NOT_SENT:
+    elif outcome in NOT_SENT:
         circuit.release_probe(job.integrator, job.webhook_id)
 
 
-def _attempt(data: dict[str, Any]) -> dict[str, Any]:
-    job = DeliveryJob.model_validate(data["job"])
-    probe = job.webhook_id if data.get("probe") else None
-    integrator = load_integrator(job.integrator)
-    order = order_store.get(job.order_id)
-    if integrator is None or order is None:
-        return {"outcome": "skipped"}
+def _claim_and_attempt(
+    job: DeliveryJob, integrator: Integrator, state: DeliveryState | None, order: Order, admission: Admission
+) -> str | None:
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
-    state = _claim(job, deliver_by)
-    if state is None:
-        _resume_acknowledgement(job)
-        return {"outcome": "already_delivered"}
+    claimed = _claim(job, deliver_by, state)
+    if claimed is None:  # a duplicate, or a job overtaken: read the row again to tell what it should do
+        seen = store.get_state(job.order_id, job.integrator)
+        _resume_acknowledgement(job, seen)
+        replayed = (
+            seen is not None
+            and seen.status is DeliveryStatus.RETRYING
+            and seen.webhook_id == job.webhook_id
+            and seen.run == recording.run_key(job)
+        )
+        return REPLAYED if replayed else "already_done"
+    probe = job.webhook_id if admission is Admission.PROBE else None
+    try:
+        return _attempt(job, integrator, order, claimed, deliver_by, probe)
+    except RateLimited as limited:  # over the limit: try again shortly, without spending an attempt
+        _release(claimed)
+        count("DeliveryRateLimited")
+        delay = limited.wait + random.uniform(0, 1)  # noqa: S311 - spreading, not security
+        queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
+        return None
+    except Exception:
+        _release(claimed)  # nothing recorded: the queue's next try runs it again at once
+        raise
+
+
+def _attempt(
+    job: DeliveryJob,
+    integrator: Integrator,
+    order: Order,
+    claimed: DeliveryState,
+    deliver_by: datetime | None,
+    probe: str | None,
+) -> str:
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
-        supersede(state, "order cancelled")
-        return {"outcome": "superseded"}
+        supersede(claimed, "order cancelled")
+        return "superseded"
     if deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
-        return expire(job, order, state, deliver_by)  # the deadline passed while it waited for a send slot
+        return expire(job, order, claimed, deliver_by)  # the deadline passed while it waited for a send slot
     version = integrator.template_version
     try:
         body = payload.render_body(order, job.event, integrator.payload_template)
@@ -178,17 +249,21 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
         failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
         if probe is not None:
             circuit.release_probe(job.integrator, probe)  # nothing was sent: another delivery probes
-        return recording.record(job, order, failed, integrator, deliver_by, probe=None, template_version=version)
+        return recording.record(
+            job, order, failed, integrator, deliver_by, claimed=claimed, probe=None, template_version=version
+        )
     if integrator.max_requests_per_second:
         # Reserved last, right before the call: what the integrator sees is what the window counted.
         wait = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
         if wait is not None:
-            raise RateLimited(wait)  # forgets this attempt's idempotency record: the re-queued job runs it
+            raise RateLimited(wait)  # the claim is released: the re-queued job runs this attempt
     result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body)
-    return recording.record(job, order, result, integrator, deliver_by, probe=probe, template_version=version)
+    return recording.record(
+        job, order, result, integrator, deliver_by, claimed=claimed, probe=probe, template_version=version
+    )
 
 
-def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: datetime) -> dict[str, Any]:
+def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: datetime) -> str:
     """No attempt fits before the deadline: the delivery ends `expired` and the seller is told (once per round)."""
     now = clock.utcnow()
     try:
@@ -202,31 +277,51 @@ def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: dat
             updated_at=iso(now),
         )
     except StaleWrite:
-        return {"outcome": "skipped"}  # the row moved on meanwhile (a newer event, a cancel)
+        return "skipped"  # the row moved on meanwhile (a newer event, a cancel)
     logger.info(
         "delivery expired",
         extra={"order_id": job.order_id, "integrator": job.integrator, "event": job.event.value},
     )
     count(recording.METRIC[Outcome.EXPIRED])
     outcomes.on_expired(order, job, iso(deliver_by))
-    return {"outcome": Outcome.EXPIRED.value}
+    return Outcome.EXPIRED.value
 
 
-def _resume_acknowledgement(job: DeliveryJob) -> None:
+def _resume_acknowledgement(job: DeliveryJob, state: DeliveryState | None) -> None:
     """A redelivered job whose order.created was already accepted: its acknowledgement check may never have been
     queued (a crash right after the 2xx was saved). A second check is harmless."""
     if job.event is EventType.CREATED:
-        state = store.get_state(job.order_id, job.integrator)
-        if state is not None:
+        if state is not None and state.already_delivered(job.webhook_id):
             acknowledgement.check_later(state, job.correlation_id)
 
 
-def _claim(job: DeliveryJob, deliver_by: datetime | None) -> DeliveryState | None:
-    """Point the delivery's state row at this job; None when this webhook was already delivered."""
+def _runs(job: DeliveryJob, state: DeliveryState) -> bool:
+    """Whether `job` should run on this row (False: it already ran, or a later job did); raises ClaimHeld when
+    another copy of it holds a live claim."""
+    if state.already_delivered(job.webhook_id):
+        return False
+    if state.webhook_id != job.webhook_id:
+        return True  # the row points at another event: this job takes it over (the planner decided it should)
+    ran, key = state.run or [0, 0, 0], recording.run_key(job)
+    if key != ran:
+        return key > ran
+    if state.status is DeliveryStatus.WAITING:
+        return True  # parked before it was sent; resumed now
+    if state.status is not DeliveryStatus.PENDING:
+        return False  # its outcome is recorded
+    if state.claimed_until is not None and state.claimed_until > iso():
+        raise ClaimHeld(f"delivery {job.order_id}/{job.integrator} is being sent by another invocation")
+    return True  # claimed by an invocation that ended without recording: sent again, same webhook-id
+
+
+def _claim(job: DeliveryJob, deliver_by: datetime | None, known: DeliveryState | None) -> DeliveryState | None:
+    """Point the delivery's state row at this job, conditional on `known` (the row as the caller read it; re-read
+    only after a conflict). None when the job has nothing to do (see `_runs`)."""
+    first: list[DeliveryState | None] = [known]
 
     def step() -> DeliveryState | None:
-        state = store.get_state(job.order_id, job.integrator)
-        if state is not None and state.already_delivered(job.webhook_id):
+        state = first.pop() if first else store.get_state(job.order_id, job.integrator)
+        if state is not None and not _runs(job, state):
             return None
         if state is None:
             claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job, deliver_by))
@@ -235,6 +330,17 @@ def _claim(job: DeliveryJob, deliver_by: datetime | None) -> DeliveryState | Non
         return store.put_state(claimed, state.revision if state else None)
 
     return retry_on_conflict(step)
+
+
+def _release(claimed: DeliveryState) -> None:
+    """Give the claim up after a failure before the outcome was recorded, so the job's next try need not wait for
+    the claim to lapse. Best effort: if the row moved meanwhile, or this write fails too, the claim lapses."""
+    try:
+        store.put_state(claimed.model_copy(update={"claimed_until": None}), claimed.revision)
+    except StaleWrite:
+        pass  # the outcome was recorded after all (the failure came later), or something newer took the row
+    except Exception:  # noqa: BLE001 - the claim lapses at the end of the invocation anyway
+        logger.warning("claim not released; it lapses on its own", exc_info=True)
 
 
 def _pointing_at(job: DeliveryJob, deliver_by: datetime | None) -> dict[str, Any]:
@@ -248,4 +354,6 @@ def _pointing_at(job: DeliveryJob, deliver_by: datetime | None) -> dict[str, Any
         "deliver_by": iso(deliver_by) if deliver_by is not None else None,
         "expired_at": None,
         "updated_at": iso(),
+        "run": recording.run_key(job),
+        "claimed_until": _claim_deadline(),
     }

@@ -1,4 +1,5 @@
-"""Fan-out of one order event: plan what each integrator should hear, then run those deliveries side by side."""
+"""Fan-out of one order event: plan what each integrator should hear, then run those deliveries side by side, and
+settle the event on the order once they have all run (one write: `dispatched`, or the outbox mark cleared)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.db import deliveries as store
 from chalicelib.db import orders as order_store
-from chalicelib.dispatch.delivery import deliver, supersede
+from chalicelib.dispatch import outcomes
+from chalicelib.dispatch.delivery import Attempted, deliver, supersede
 from chalicelib.dispatch.planner import drops_unsent_create, plan
-from chalicelib.domain.delivery import webhook_id
+from chalicelib.domain.delivery import DeliveryState, webhook_id
 from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.integrator import Integrator
+from chalicelib.domain.order import Order
 from chalicelib.integrators.registry import load_integrators
 from chalicelib.messages import DeliveryJob
 from chalicelib.notifications import publisher
@@ -21,11 +24,13 @@ _deliveries = ThreadPoolExecutor(max_workers=32, thread_name_prefix="delivery")
 
 
 def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None = None) -> None:
+    """One read of the order and one Query of its state rows serve every delivery: each integrator's delivery is
+    claimed on the row as read here, with the order as read here (re-read only on a conflict)."""
     order = order_store.get(event.order_id)
     if order is None:
         logger.warning("order event for a missing order; dropped", extra={"order_id": event.order_id})
         return
-    jobs: list[tuple[DeliveryJob, Integrator]] = []
+    jobs: list[tuple[DeliveryJob, Integrator, DeliveryState | None]] = []
     states = {state.integrator: state for state in store.list_states(order.id)}  # one Query for all
     for integrator in integrators if integrators is not None else load_integrators():
         state = states.get(integrator.name)
@@ -45,10 +50,25 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
             correlation_id=event.correlation_id,
             raised_at=event.occurred_at,
         )
-        jobs.append((job, integrator))
-    futures = [_deliveries.submit(deliver, job, integrator) for job, integrator in jobs]
+        jobs.append((job, integrator, states.get(integrator.name)))
+    futures = [_deliveries.submit(deliver, job, integrator, state, order) for job, integrator, state in jobs]
     errors = [error for error in (f.exception() for f in futures) if error is not None]
+    attempted = [f.result() for f in futures if f.exception() is None]
+    _settle(event, order, attempted, states)
     if event.type is EventType.CANCELLED:
         publisher.notify(order, "order.cancelled", "Your order was cancelled.", key=f"v{event.version}")
     if errors:
         raise errors[0]
+
+
+def _settle(event: OrderEvent, order: Order, attempted: list[Attempted], states: dict[str, DeliveryState]) -> None:
+    """The event is in the dispatcher's hands: one write moves the order to `dispatched` if an integrator has it
+    now (also when an earlier, interrupted run of this event delivered it) and clears the event's outbox mark
+    (a create leaves it to this write); with nobody having it yet, the mark alone is cleared."""
+    holders = [a.job.integrator for a in attempted if a.delivered_created]
+    holders += [state.integrator for state in states.values() if state.has_order]
+    holder = holders[0] if holders else None
+    if holder is not None:
+        outcomes.on_first_delivery(order, holder, event_id=event.event_id)
+    elif order.outbox is not None and order.outbox.event_id == event.event_id:
+        order_store.clear_outbox(order.id, event.event_id)

@@ -14,15 +14,17 @@ from chalicelib.integrators import registry
 from chalicelib.messages import DeliveryJob
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
-from chalicelib.orders.progress import apply_status
+from chalicelib.orders.progress import apply_status, move_from
 
 # A delivery in one of these states will not reach its integrator unless an admin sends it again.
 ENDED = (DeliveryStatus.FAILED, DeliveryStatus.SUPERSEDED, DeliveryStatus.EXPIRED)
 
 
-def on_first_delivery(order: Order, integrator: str) -> None:
-    changed, moved = apply_status(
-        order.id, OrderStatus.DISPATCHED, source="dispatcher", message=f"sent to {integrator}"
+def on_first_delivery(order: Order, integrator: str, *, event_id: str | None = None) -> None:
+    """An integrator has the order: it is `dispatched` (one conditional write from the order the caller read;
+    `event_id`: the order event whose outbox mark the same write clears)."""
+    changed, moved = move_from(
+        order, OrderStatus.DISPATCHED, source="dispatcher", message=f"sent to {integrator}", outbox_event=event_id
     )
     if moved and changed is not None:
         publisher.notify(changed, "order.dispatched", "Your order was sent to the shop's partners.", key="dispatched")

@@ -36,41 +36,40 @@ METRIC = {
 }
 
 
-def _log_attempt(
+def _attempt_line(
     job: DeliveryJob,
     result: transport.Result,
     outcome: Outcome,
     now: datetime,
     delay: float | None,
     template_version: int | None,
-) -> None:
-    store.add_attempt(
-        job.order_id,
-        now,
-        get_settings().attempt_ttl_days,
-        integrator=job.integrator,
-        event=job.event.value,
-        webhook_id=job.webhook_id,
-        attempt=job.attempt,
-        at=clock.iso(now),
-        outcome=outcome.value,
-        status_code=result.status_code,
-        latency_ms=round(result.latency_ms, 1),
-        error_class=result.error_class,
-        error=result.error,
-        response_body=result.body_text,
-        retry_in_seconds=round(delay, 1) if delay is not None else None,
-        payload_template_version=template_version,
-    )
+) -> dict[str, Any]:
+    """The attempt log's line for this attempt."""
+    return {
+        "integrator": job.integrator,
+        "event": job.event.value,
+        "webhook_id": job.webhook_id,
+        "attempt": job.attempt,
+        "at": clock.iso(now),
+        "outcome": outcome.value,
+        "status_code": result.status_code,
+        "latency_ms": round(result.latency_ms, 1),
+        "error_class": result.error_class,
+        "error": result.error,
+        "response_body": result.body_text,
+        "retry_in_seconds": round(delay, 1) if delay is not None else None,
+        "payload_template_version": template_version,
+    }
 
 
 def _probe_failed(
     job: DeliveryJob, result: transport.Result, until: str | None, now: datetime, template_version: int | None
-) -> dict[str, Any]:
+) -> str:
     """The probe did not get through: it waits again with the others, its attempt not spent."""
-    _log_attempt(job, result, Outcome.RETRY, now, None, template_version)
+    line = _attempt_line(job, result, Outcome.RETRY, now, None, template_version)
+    store.add_attempt(job.order_id, now, get_settings().attempt_ttl_days, **line)
     waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
-    return {"outcome": "waiting", "status_code": result.status_code}
+    return "waiting"
 
 
 def _next_step(
@@ -87,7 +86,7 @@ def _next_step(
 
 def _note_answer(
     job: DeliveryJob, result: transport.Result, probe: str | None, now: datetime, template_version: int | None
-) -> dict[str, Any] | None:
+) -> str | None:
     """What the integrator's answer says about it (health figures, its circuit); a failed probe's result."""
     health_tally.note(job.integrator, now, result.outcome.value, result.latency_ms)
     if result.outcome is Outcome.RETRY:
@@ -106,23 +105,36 @@ def record(
     integrator: Integrator,
     deliver_by: datetime | None,
     *,
+    claimed: DeliveryState,
     probe: str | None,
     template_version: int | None,
-) -> dict[str, Any]:
+) -> str:
+    """Record the attempt: its log line and the row's outcome in one conditional write on the revision the claim
+    wrote (`claimed`; the row is read again only if something changed it meanwhile, a callback say). Returns the
+    outcome."""
     now = clock.utcnow()
     if result.error_class != payload.ERROR_CLASS:  # a template error sent nothing: it says nothing of the integrator
         probe_failed = _note_answer(job, result, probe, now, template_version)
         if probe_failed is not None:
             return probe_failed
     outcome, delay = _next_step(job, result, now, deliver_by)
-    _log_attempt(job, result, outcome, now, delay, template_version)
+    if outcome is Outcome.RETRY and delay is not None:
+        # Queued before the outcome is written: should the write fail, the next attempt still comes (and a
+        # redelivered copy of this job, finding its run unrecorded, sends again with the same webhook-id).
+        queue.send(
+            job.model_copy(update={"attempt": job.attempt + 1}), delay_seconds=delay, correlation_id=job.correlation_id
+        )
+    line = _attempt_line(job, result, outcome, now, delay, template_version)
+    first: list[DeliveryState] = [claimed]
 
     def step() -> DeliveryState:
-        state = store.get_state(job.order_id, job.integrator)
+        state = first.pop() if first else store.get_state(job.order_id, job.integrator)
         if state is None:
             raise LookupError(f"delivery {job.order_id}/{job.integrator} vanished after its claim")
         changes: dict[str, Any] = {}
-        if state.webhook_id == job.webhook_id:  # a newer event may have taken the row meanwhile
+        # A newer event, or this delivery's next job, may have taken the row meanwhile: then only the log and
+        # what the integrator now has are recorded.
+        if state.webhook_id == job.webhook_id and state.run in (None, run_key(job)):
             changes.update(
                 status=STATUS_AFTER.get(outcome, DeliveryStatus.FAILED),
                 last_status_code=result.status_code,
@@ -130,6 +142,7 @@ def record(
                 updated_at=iso(now),
                 attempts=job.attempt,
                 next_attempt_at=iso(now + timedelta(seconds=delay)) if delay is not None else None,
+                claimed_until=None,
             )
             if outcome is Outcome.EXPIRED:
                 changes["expired_at"] = iso(now)
@@ -142,7 +155,7 @@ def record(
             if isinstance(result.response_json, dict):
                 external = result.response_json.get("external_id") or result.response_json.get("id")
                 recorded.external_id = str(external) if external is not None else state.external_id
-        return store.put_state(recorded, state.revision)
+        return store.put_state_with_attempt(recorded, state.revision, now, get_settings().attempt_ttl_days, **line)
 
     stored = retry_on_conflict(step)
     logger.info(
@@ -158,8 +171,13 @@ def record(
         },
     )
     count(METRIC[outcome])
-    _follow_up(job, order, result, outcome, delay, stored, deliver_by)
-    return {"outcome": outcome.value, "status_code": result.status_code}
+    _follow_up(job, order, result, outcome, stored, deliver_by)
+    return outcome.value
+
+
+def run_key(job: DeliveryJob) -> list[int]:
+    """Orders the jobs of one delivery: a later round, attempt or resumption sorts after an earlier one."""
+    return [job.round, job.attempt, job.resume]
 
 
 def _follow_up(
@@ -167,18 +185,14 @@ def _follow_up(
     order: Order,
     result: transport.Result,
     outcome: Outcome,
-    delay: float | None,
     stored: DeliveryState,
     deliver_by: datetime | None,
 ) -> None:
-    """What an attempt's outcome sets going: the next attempt, the acknowledgement check, what the order hears."""
-    if outcome is Outcome.RETRY and delay is not None:
-        queue.send(
-            job.model_copy(update={"attempt": job.attempt + 1}), delay_seconds=delay, correlation_id=job.correlation_id
-        )
-    elif outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
+    """What an attempt's outcome sets going beyond the next attempt (queued before the write): the
+    acknowledgement check, what the order hears. The order's move to `dispatched` is the caller's (once per
+    order event, not once per integrator)."""
+    if outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
         acknowledgement.check_later(stored, job.correlation_id)  # the window this 2xx opened: queue its check
-        outcomes.on_first_delivery(order, job.integrator)
     elif outcome is Outcome.FAILED:
         outcomes.on_failure(order, job, result)
     elif outcome is Outcome.EXPIRED and deliver_by is not None:

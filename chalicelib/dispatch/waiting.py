@@ -54,7 +54,7 @@ def drain(message: DrainWaiting) -> None:
         job = DeliveryJob.model_validate(state.waiting_job)
         delay = min(MAX_DELAY_SECONDS, position / rate) if rate else 0
         # The row stays `waiting` until its job claims it: should the circuit open again first, the job is simply
-        # parked again. A job sent twice (two drains) is deduplicated by its idempotency key.
+        # parked again. A job sent twice (two drains) runs once: the state row records the run it claimed.
         queue.send(job, delay_seconds=delay, correlation_id=message.correlation_id or job.correlation_id)
         resumed += 1
     if resumed:

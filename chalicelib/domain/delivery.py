@@ -79,6 +79,10 @@ class DeliveryState(BaseModel):
     ack_due_at: str | None = None
     acked_at: str | None = None
     waiting_job: dict[str, Any] | None = None  # the DeliveryJob to resume when the wait is over
+    # The job the row was last claimed for, as [round, attempt, resume], and until when that claim holds (the
+    # claiming invocation's end): a redelivered job is a no-op, a concurrent duplicate waits, a crashed one reruns.
+    run: list[int] | None = None
+    claimed_until: str | None = None
     updated_at: str
     revision: int = 0
 
@@ -91,4 +95,7 @@ class DeliveryState(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """What the API shows: everything but the bookkeeping."""
-        return self.model_dump(mode="json", exclude={"delivered_webhook_ids", "revision", "order_id", "waiting_job"})
+        return self.model_dump(
+            mode="json",
+            exclude={"delivered_webhook_ids", "revision", "order_id", "waiting_job", "run", "claimed_until"},
+        )

@@ -52,6 +52,47 @@ def apply_status(
     return retry_on_conflict(step)
 
 
+def move_from(
+    order: Order, new_status: str, *, source: str, message: str | None = None, outbox_event: str | None = None
+) -> tuple[Order | None, bool]:
+    """`apply_status` from an order the caller read a moment ago: one conditional UpdateItem and no read, unless
+    the order changed meanwhile (then re-read and re-decided). `outbox_event`: an event the caller has taken off
+    the queue; while the order's outbox still holds it, the same write clears it (or a clearing write alone, when
+    the status does not move), so the sweeper never sends it again.
+
+    Returns (the order as stored now, whether this call moved it)."""
+    first: list[Order] = [order]
+
+    def step() -> tuple[Order | None, bool]:
+        current = first.pop() if first else store.get(order.id)
+        if current is None:
+            return None, False
+        clear = outbox_event is not None and current.outbox is not None and current.outbox.event_id == outbox_event
+        if not lifecycle.can_move(current.status, new_status):
+            if clear and outbox_event is not None:
+                store.clear_outbox(current.id, outbox_event)
+            return current, False
+        now = iso()
+        entry = TimelineEntry(status=new_status, at=now, source=source, message=message)
+        changed = current.model_copy(
+            update={
+                "status": new_status,
+                "version": current.version + 1,
+                "updated_at": now,
+                "timeline": [*current.timeline, entry],
+                "outbox": None if clear else current.outbox,
+            }
+        )
+        store.move_status(changed, current.version, clear_outbox=clear)
+        logger.info(
+            "order status changed",
+            extra={"order_id": order.id, "from": current.status, "to": new_status, "source": source},
+        )
+        return changed, True
+
+    return retry_on_conflict(step)
+
+
 def amend(order_id: str, change: Callable[[Order], dict[str, Any] | None]) -> Order | None:
     """Record something on the order that is not a status move (a timeline note, the overdue marker): `change`
     returns the fields to update, or None when there is nothing to do (so a repeated call changes nothing).

@@ -359,11 +359,43 @@ def test_crash_after_sending_resends_with_the_same_webhook_id(
 
     register(api, "delivery", fake.url("/d"))
     order_id = new_order(api)
-    crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, store, "add_attempt")
+    crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, store, "put_state_with_attempt")
     assert len(fake.requests("/d")) == 1
     run(app, sqs, aws)
     first, second = fake.requests("/d")
     assert first.headers["webhook-id"] == second.headers["webhook-id"], "the integrator can deduplicate"
+    assert deliveries(api, order_id)["delivery"]["status"] == "delivered"
+    assert api.get(f"{ORDERS}/{order_id}").json_body["status"] == "dispatched"
+    attempts = api.get(f"{ORDERS}/{order_id}/deliveries").json_body["attempts"]
+    assert [(a["attempt"], a["outcome"]) for a in attempts] == [(1, "delivered")], "only the recorded attempt"
+
+
+def test_a_dispatcher_that_dies_after_sending_is_waited_for_then_sent_again_with_the_same_webhook_id(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies between the POST and its record (nothing after the send is written, not even the claim's
+    release): a copy of the message arriving while the claim holds sends nothing; once the dead invocation's
+    time is up, the queue's redelivery sends again with the same webhook-id."""
+    from datetime import timedelta
+
+    from chalicelib.db import deliveries as store
+    from chalicelib.dispatch import delivery
+    from chalicelib.domain import clock
+
+    register(api, "delivery", fake.url("/d"))
+    order_id = new_order(api)
+    with monkeypatch.context() as dead:
+        dead.setattr(delivery, "_release", lambda claimed: None)
+        crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, store, "put_state_with_attempt")
+    again = poll_once(app, sqs, aws["ORDERS_QUEUE_URL"])  # a copy while the claim holds: waits, sends nothing
+    assert again.received == 1 and again.failed_ids and len(fake.requests("/d")) == 1
+    for receipt in again.failed_receipts:
+        sqs.change_message_visibility(QueueUrl=aws["ORDERS_QUEUE_URL"], ReceiptHandle=receipt, VisibilityTimeout=0)
+    real = clock.utcnow
+    monkeypatch.setattr(clock, "utcnow", lambda: real() + timedelta(seconds=61))  # the dead invocation's end
+    run(app, sqs, aws)
+    first, second = fake.requests("/d")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert deliveries(api, order_id)["delivery"]["status"] == "delivered"
     assert api.get(f"{ORDERS}/{order_id}").json_body["status"] == "dispatched"
 

@@ -303,6 +303,7 @@ DISPATCH_CALLS = [
     ("dynamodb", "PutItem"),
     ("dynamodb", "UpdateItem"),
     ("dynamodb", "Query"),
+    ("dynamodb", "TransactWriteItems"),
     ("sns", "Publish"),
 ]
 
