@@ -220,6 +220,7 @@ class DeliveryRecord(Model):
     ack_due_at = UnicodeAttribute(null=True)
     acked_at = UnicodeAttribute(null=True)
     waiting_job = JSONAttribute(null=True)
+    waiting_rank = NumberAttribute(null=True)  # attempt * 1000 + resume of waiting_job: a park never goes back
     callback_answers = JSONAttribute(default=list)  # CallbackAnswer dicts: the integrator's last callbacks
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
