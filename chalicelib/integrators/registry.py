@@ -307,7 +307,8 @@ def load_integrator(name: str, *, fresh: bool = False) -> Integrator | None:
         return cached[1]
     config = store.get(name)
     if config is None:
-        forget(name)
+        if cached is not None:
+            forget(name)  # removed elsewhere
         return None
     integrator = _with_secrets(config, fresh=fresh)
     _keep(generation, [integrator], everyone=False)
