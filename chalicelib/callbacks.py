@@ -1,9 +1,10 @@
-"""Status updates posted by integrators: signature first, then idempotency on the webhook id, then the state
-machine. Business outcomes (applied, ignored, refused) are returned, not raised, so that a repeated
-webhook id is answered exactly like the first time."""
+"""Status updates posted by integrators: signature first, then the webhook id against the answers kept on the
+integrator's delivery row, then the state machine. Business outcomes (applied, ignored, refused) are returned, not
+raised, and kept on the row, so that a repeated webhook id is answered exactly like the first time."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any
 
@@ -13,13 +14,14 @@ from chalicelib.db import deliveries as delivery_store
 from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import retry_on_conflict
 from chalicelib.dispatch import acknowledgement
+from chalicelib.domain import clock
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso
+from chalicelib.domain.delivery import CallbackAnswer, DeliveryState
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, PayloadTooLarge, Unauthorized
-from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import registry
 from chalicelib.integrators.signing import SignatureError, verify
 from chalicelib.notifications import publisher
@@ -88,114 +90,138 @@ def receive(integrator: str, headers: dict[str, str], body: bytes | str) -> tupl
     raw = body.encode() if isinstance(body, str) else body
     webhook_id = _secrets_verify(integrator, {k.lower(): v for k, v in headers.items()}, raw)
     update = _parse(raw)
-    data = {"integrator": integrator, "webhook_id": webhook_id, "body": update.model_dump(mode="json")}
-    result = run_once(
-        _apply, data=data, key_prefix="callback", key_path="[integrator, webhook_id]", validate_path="body"
-    )
-    replayed = bool(result.pop(REPLAYED, False))
-    return int(result["status_code"]), {**result["body"], "duplicate": replayed}
+    answer, replayed = _apply(integrator, webhook_id, update)
+    return answer.status_code, {**answer.body, "duplicate": replayed}
 
 
-def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": status_code, "body": body}
+def _fingerprint(update: CallbackRequest) -> str:
+    canonical = json.dumps(update.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _refuse(code: str, message: str, status_code: int = 409) -> dict[str, Any]:
-    return _answer(status_code, {"error": {"code": code, "message": message, "details": []}})
+def _answer(webhook_id: str, fingerprint: str, status_code: int, body: dict[str, Any]) -> CallbackAnswer:
+    return CallbackAnswer(webhook_id=webhook_id, fingerprint=fingerprint, status_code=status_code, body=body)
 
 
-def _apply(data: dict[str, Any]) -> dict[str, Any]:
-    integrator, update = data["integrator"], CallbackRequest.model_validate(data["body"])
-    state = delivery_store.get_state(update.order_id, integrator)
-    if state is None or not state.has_order:
-        return _refuse("not_found", f"order {update.order_id} was never delivered to {integrator}", 404)
-    order = order_store.get(update.order_id)
-    if order is None:
-        return _refuse("not_found", f"order {update.order_id} not found", 404)
-    # Any authenticated callback about the order shows the integrator has it: that answers its ack window.
-    acknowledgement.on_callback(order.id, integrator)
-    if lifecycle.is_end(order.status):
+def _refusal(code: str, message: str, status_code: int = 409) -> tuple[int, dict[str, Any]]:
+    return status_code, {"error": {"code": code, "message": message, "details": []}}
+
+
+def _not_found(message: str) -> tuple[CallbackAnswer, bool]:
+    """Kept nowhere (there is no delivery row to keep it on): a repeat is decided again, the same way unless the
+    order has reached the integrator meanwhile."""
+    return _answer("", "", *_refusal("not_found", message, 404)), False
+
+
+def _apply(integrator: str, webhook_id: str, update: CallbackRequest) -> tuple[CallbackAnswer, bool]:
+    """Decide and record one callback: (its answer, whether it is a replay of an answer already given).
+
+    Idempotent without an idempotency record: the answer is kept on the integrator's delivery row by the row's
+    own conditional write (its revision), after the order was moved, so a webhook id seen before is answered from
+    the row and changes nothing, and a crash before the row write is simply decided again (the order, already
+    moved, does not move twice). Reads the row and the order once; each is re-read only after a conflict."""
+    fingerprint = _fingerprint(update)
+    moved: list[Order] = []  # the order as this callback moved it, in whichever try
+
+    def step() -> tuple[CallbackAnswer, bool, DeliveryState | None, dict[str, Any]]:
+        state = delivery_store.get_state(update.order_id, integrator)
+        if state is None or not state.has_order:
+            return *_not_found(f"order {update.order_id} was never delivered to {integrator}"), None, {}
+        seen = state.callback_answer(webhook_id)
+        if seen is not None:
+            if seen.fingerprint != fingerprint:
+                raise InvalidInput(
+                    "this webhook-id was already used with a different request body",
+                    [{"field": "webhook-id", "message": "use a new webhook-id for a different callback"}],
+                )
+            return seen, True, None, {}
+        order = order_store.get(update.order_id)
+        if order is None:
+            return *_not_found(f"order {update.order_id} not found"), None, {}
+        # Any authenticated callback about the order shows the integrator has it: that answers its ack window.
+        ack = acknowledgement.callback_fields(state, clock.utcnow())
+        status_code, body, remote = _decide(state, order, integrator, update, moved)
+        answer = _answer(webhook_id, fingerprint, status_code, body)
+        delivery_store.set_fields(state, **remote, **ack, callback_answers=state.with_callback_answer(answer))
+        return answer, False, state, ack
+
+    answer, replayed, before, ack = retry_on_conflict(step)
+    if before is not None:
+        acknowledgement.after_callback(before, ack)
+    return answer, replayed
+
+
+def _decide(
+    state: DeliveryState, order: Order, integrator: str, update: CallbackRequest, moved: list[Order]
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """(status code, body, the report's fields for the delivery row). Moves the order when the report says so;
+    `moved` remembers it across tries of the row write, so a retry answers what the first try did."""
+    known = lifecycle.parse(update.status)
+    if lifecycle.is_end(order.status) and not moved:
         logger.warning(
             "callback refused: order ended",
             extra={"order_id": order.id, "integrator": integrator, "status": update.status},
         )
-        return _refuse("order_finished", f"order is {order.status}; it cannot move to {update.status}")
-    known = lifecycle.parse(update.status)
+        return *_refusal("order_finished", f"order is {order.status}; it cannot move to {update.status}"), {}
     if known is not None and known not in lifecycle.REPORTABLE:
-        return _refuse("status_not_reportable", f"{update.status} is set by order-relay, not by integrators", 422)
-    stored, previous = _store_remote(order.id, integrator, update, known)
-    if not stored:
+        return *_refusal("status_not_reportable", f"{update.status} is set by order-relay, not by integrators", 422), {}
+    previous = state.remote_progress or OrderStatus.DISPATCHED
+    # The integrator's own progress only moves forward (unknown statuses are kept but are not progress). The same
+    # report again (an integrator retrying after our 5xx) is let through unchanged: the order may not have caught
+    # up with it yet, so it goes on to move the order only if it still has to.
+    repeated = known is not None and previous == known
+    forward = known is None or repeated or lifecycle.can_move(previous, known)
+    if not forward and not moved:
         logger.warning(
             "callback refused: status regression",
             extra={"order_id": order.id, "integrator": integrator, "from": previous, "to": update.status},
         )
-        return _refuse(
-            "status_regression", f"{integrator} already reported {previous}; {update.status} is not a forward move"
+        return (
+            *_refusal(
+                "status_regression",
+                f"{integrator} already reported {previous}; {update.status} is not a forward move",
+            ),
+            {},
         )
+    remote = _remote_fields(update, known) if forward and not repeated else {}
     if known is None:
         logger.info("unknown status kept on the delivery", extra={"order_id": order.id, "status": update.status})
-        return _answer(
-            202,
-            {
-                "order_id": order.id,
-                "order_status": order.status,
-                "applied": False,
-                "reason": "unknown status: kept on the delivery, ignored for the order",
-            },
-        )
-    changed, moved = _advance(order, integrator, known, update.message)
-    current = changed or order
-    if moved:
-        publisher.notify(
-            current,
-            f"order.{known.value}",
-            MESSAGES[known.value],
-            key=known.value,
-            data={"integrator": integrator, "eta": update.eta},
-        )
-    return _answer(200, {"order_id": order.id, "order_status": current.status, "applied": moved})
+        reason = "unknown status: kept on the delivery, ignored for the order"
+        return 202, {"order_id": order.id, "order_status": order.status, "applied": False, "reason": reason}, remote
+    current = order
+    if not moved:
+        changed, did_move = _advance(order, integrator, known, update.message)
+        current = changed or order
+        if did_move and changed is not None:
+            moved.append(changed)
+            publisher.notify_winner(
+                changed,
+                f"order.{known.value}",
+                MESSAGES[known.value],
+                key=known.value,
+                data={"integrator": integrator, "eta": update.eta},
+            )
+    return 200, {"order_id": order.id, "order_status": current.status, "applied": bool(moved)}, remote
 
 
-def _store_remote(
-    order_id: str, integrator: str, update: CallbackRequest, known: OrderStatus | None
-) -> tuple[bool, str]:
-    """Keep the report on the integrator's delivery if it moves that integrator forward (unknown statuses are
-    kept but never count as progress; a repeated report is let through unchanged). Checked and written under the
-    row's revision, so two concurrent reports from one integrator cannot store a regression.
-    Returns (stored, the integrator's previous progress)."""
-
-    def step() -> tuple[bool, str]:
-        state = delivery_store.get_state(order_id, integrator)
-        if state is None:
-            raise LookupError(f"delivery {order_id}/{integrator} vanished")
-        previous = state.remote_progress or OrderStatus.DISPATCHED
-        if known is not None and previous == known:
-            # The same report again (an integrator retrying after our 5xx): the order may not have caught up
-            # with it yet, so it goes on to `_advance`, which moves the order only if it still has to.
-            return True, previous
-        if known is not None and not lifecycle.can_move(previous, known):
-            return False, previous
-        delivery_store.set_fields(
-            state,
-            remote_status=update.status,
-            remote_progress=known.value if known is not None else None,
-            remote_status_at=iso(),
-            remote_message=update.message,
-            remote_eta=update.eta,
-            remote_details=update.details,
-            external_id=update.external_id,
-        )
-        return True, previous
-
-    return retry_on_conflict(step)
+def _remote_fields(update: CallbackRequest, known: OrderStatus | None) -> dict[str, Any]:
+    return {
+        "remote_status": update.status,
+        "remote_progress": known.value if known is not None else None,
+        "remote_status_at": iso(),
+        "remote_message": update.message,
+        "remote_eta": update.eta,
+        "remote_details": update.details,
+        "external_id": update.external_id,
+    }
 
 
 def _advance(order: Order, integrator: str, status: OrderStatus, message: str | None) -> tuple[Order | None, bool]:
     """Progress statuses move the order forwards; an end reported by one integrator (rejected, cancelled) ends
-    the order only once no other integrator still carries it."""
-    source = integrator
+    the order only once no other integrator still carries it. Starts from the order just read (its version is the
+    write's condition)."""
     if status in lifecycle.RANKS:
-        return apply_status(order.id, status, source=source, message=message)
+        return apply_status(order.id, status, source=integrator, message=message, current=order)
 
     def nobody_else_carries_it(current: Order) -> bool:
         states = delivery_store.list_states(current.id)
@@ -206,4 +232,6 @@ def _advance(order: Order, integrator: str, status: OrderStatus, message: str | 
             for s in states
         )
 
-    return apply_status(order.id, status, source=source, message=message, when=nobody_else_carries_it)
+    return apply_status(
+        order.id, status, source=integrator, message=message, when=nobody_else_carries_it, current=order
+    )

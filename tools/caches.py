@@ -1,4 +1,5 @@
-"""Forget every per-process cache the service keeps (settings, clients, table bindings, secrets, tokens).
+"""Forget every per-process cache the service keeps (settings, clients, table bindings, secrets, integrators,
+tokens).
 
 A Lambda container never needs this; tests and benchmarks that point the service at a new AWS endpoint do."""
 
@@ -13,6 +14,7 @@ def reset_all() -> None:
     from chalicelib.db.records import unbind_tables
     from chalicelib.dispatch import authentication, circuit, health_tally
     from chalicelib.idempotency import reset_idempotency
+    from chalicelib.integrators import registry
     from chalicelib.settings import reset_settings
 
     reset_settings()
@@ -20,6 +22,7 @@ def reset_all() -> None:
     unbind_tables()
     reset_idempotency()
     parameters.clear_caches()
+    registry.forget()
     authentication.tokens.clear()
     circuit.forget()
     health_tally.flush_discard()

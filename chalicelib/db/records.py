@@ -223,6 +223,7 @@ class DeliveryRecord(Model):
     waiting_rank = NumberAttribute(null=True)  # attempt * 1000 + resume of waiting_job: a park never goes back
     run = JSONAttribute(null=True)
     claimed_until = UnicodeAttribute(null=True)
+    callback_answers = JSONAttribute(default=list)  # CallbackAnswer dicts: the integrator's last callbacks
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)

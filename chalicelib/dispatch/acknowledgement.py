@@ -121,27 +121,23 @@ def _report_overdue(check: AckCheck) -> None:
     )
 
 
-def on_callback(order_id: str, integrator: str) -> AckStatus | None:
-    """A callback from `integrator` about `order_id` answers its window: acknowledged in time, or late. Returns
-    the new acknowledgement state, None when there was nothing to answer."""
-    now = clock.utcnow()
+def callback_fields(state: DeliveryState, now: datetime) -> dict[str, Any]:
+    """The fields a callback from the row's integrator sets to answer its window (acknowledged in time, or late),
+    written by the callback's own conditional write of the row; nothing when there is no window to answer."""
+    answered = deadlines.ack_after_callback(state.ack, state.ack_due_at, now)
+    return {} if answered is None else {"ack": answered.value, "acked_at": clock.iso(now)}
 
-    def step() -> tuple[AckStatus | None, AckStatus | None]:
-        state = store.get_state(order_id, integrator)
-        if state is None:
-            return None, None
-        answered = deadlines.ack_after_callback(state.ack, state.ack_due_at, now)
-        if answered is not None:
-            store.set_fields(state, ack=answered.value, acked_at=clock.iso(now))
-        return answered, state.ack
 
-    answered, before = retry_on_conflict(step)
-    if before is AckStatus.OVERDUE:
-        # Acknowledged after all: no longer listed as overdue (the timeline keeps that it was).
-        amend(order_id, lambda order: _unmark(order, integrator))
-    if answered is not None:
-        logger.info("acknowledgement", extra={"order_id": order_id, "integrator": integrator, "ack": answered.value})
-    return answered
+def after_callback(before: DeliveryState, fields: dict[str, Any]) -> None:
+    """Once `callback_fields` are stored: an order listed as overdue for this integrator is listed no more (its
+    timeline keeps that it was)."""
+    if not fields:
+        return
+    if before.ack is AckStatus.OVERDUE:
+        amend(before.order_id, lambda order: _unmark(order, before.integrator))
+    logger.info(
+        "acknowledgement", extra={"order_id": before.order_id, "integrator": before.integrator, "ack": fields["ack"]}
+    )
 
 
 def _unmark(order: Order, integrator: str) -> dict[str, Any] | None:

@@ -12,6 +12,10 @@ from chalicelib.domain.events import EventType
 
 # Kept on the state row to tell a redelivered job from a new one; only the latest few matter.
 DELIVERED_IDS_KEPT = 20
+# Callback answers kept on the state row for replays of a webhook id. Each is ~0.2 KB and every write of the row
+# is billed per KB, so fewer than the delivered ids: an order's life has about six callbacks per integrator, and
+# a repeat older than this is decided again, which changes nothing either (the status is already there).
+CALLBACK_ANSWERS_KEPT = 10
 
 
 class DeliveryStatus(StrEnum):
@@ -41,6 +45,15 @@ class AckStatus(StrEnum):
     OVERDUE = "overdue"  # the window closed without a callback; the seller was told
     LATE = "late"  # a callback came after the window closed
     STOPPED = "stopped"  # the order was cancelled while the window was open: nothing is expected any more
+
+
+class CallbackAnswer(BaseModel):
+    """What a signed callback was answered, so that the same webhook id sent again gets the same answer."""
+
+    webhook_id: str
+    fingerprint: str  # of the callback's body: the same id with another body is refused, not replayed
+    status_code: int
+    body: dict[str, Any]
 
 
 def webhook_id(order_id: str, event: str, version: int, integrator: str) -> str:
@@ -83,6 +96,7 @@ class DeliveryState(BaseModel):
     # claiming invocation's end): a redelivered job is a no-op, a concurrent duplicate waits, a crashed one reruns.
     run: list[int] | None = None
     claimed_until: str | None = None
+    callback_answers: list[CallbackAnswer] = []  # the integrator's last callbacks about this order, oldest first
     updated_at: str
     revision: int = 0
 
@@ -93,9 +107,25 @@ class DeliveryState(BaseModel):
         self.has_order = True
         self.delivered_webhook_ids = [*self.delivered_webhook_ids, webhook][-DELIVERED_IDS_KEPT:]
 
+    def callback_answer(self, webhook: str) -> CallbackAnswer | None:
+        return next((answer for answer in self.callback_answers if answer.webhook_id == webhook), None)
+
+    def with_callback_answer(self, answer: CallbackAnswer) -> list[dict[str, Any]]:
+        """The row's answers with `answer` added (the oldest dropped past CALLBACK_ANSWERS_KEPT), as stored."""
+        kept = [*self.callback_answers, answer][-CALLBACK_ANSWERS_KEPT:]
+        return [entry.model_dump(mode="json") for entry in kept]
+
     def public(self) -> dict[str, Any]:
         """What the API shows: everything but the bookkeeping."""
         return self.model_dump(
             mode="json",
-            exclude={"delivered_webhook_ids", "revision", "order_id", "waiting_job", "run", "claimed_until"},
+            exclude={
+                "delivered_webhook_ids",
+                "revision",
+                "order_id",
+                "waiting_job",
+                "run",
+                "claimed_until",
+                "callback_answers",
+            },
         )

@@ -5,6 +5,8 @@ Manager (`integrators.secrets`); secrets are shown once, at creation or rotation
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -86,10 +88,12 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         store.insert(config)
     except StaleWrite:
         secrets.discard(secret_name)
+        forget(request.name)
         raise Conflict(f"integrator {request.name} already exists") from None
     except Exception:
         secrets.discard(secret_name)
         raise
+    forget(request.name)  # this container's batches see it at once
     logger.info("integrator registered", extra={"integrator": request.name, "auth_type": auth.type})
     view = _view(config, stored, callback_base)
     view["callback_secret"] = callback_secret
@@ -178,10 +182,12 @@ def update_integrator(name: str, patch: Any, *, callback_base: str | None = None
         store.replace(config, current.version)
     except StaleWrite:
         _discard_unless_current(config, current)
+        forget(name)  # someone else changed it: what this container holds may be stale
         raise Conflict(f"integrator {name} changed meanwhile; retry") from None
     except Exception:
         _discard_unless_current(config, current)
         raise
+    forget(name)
     _discard_unless_current(current, config)
     logger.info("integrator updated", extra={"integrator": name, "fields": sorted(patch)})
     if config.enabled and not current.enabled:
@@ -208,6 +214,7 @@ def disable_integrator(name: str, *, reason: str) -> bool:
         store.replace(replace(current, enabled=False, version=current.version + 1, updated_at=iso()), current.version)
     except StaleWrite:
         return False
+    forget(name)
     logger.warning("integrator disabled", extra={"integrator": name, "reason": reason})
     return True
 
@@ -230,22 +237,86 @@ def _resume(name: str) -> None:
 def delete_integrator(name: str) -> None:
     config = _config(name)
     store.delete(name)
+    forget(name)
     secrets.delete(config.secret_name)
     logger.info("integrator removed", extra={"integrator": name})
 
 
+# --- integrators with their secrets, cached per container ------------------------------------------------------
+#
+# The dispatcher needs every integrator for each batch and a callback needs its integrator's secrets: read from
+# DynamoDB and Secrets Manager each time, that was a Scan per batch and a GetItem per callback. They are kept for
+# `secrets.CACHE_SECONDS` (as the secrets already were). What that allows, knowingly: a change made through the API
+# in another container (disabled, deleted, a new URL or auth) reaches this one within CACHE_SECONDS, so a disabled
+# or deleted integrator stops receiving within that time, not at once. A change made in this container drops the
+# integrator from the cache at once; an integrator cached as disabled is read again when asked for alone (so the
+# drain that follows enabling it resumes at once); a callback whose signature fails re-reads its secrets fresh
+# (a just-rotated callback secret works at once).
+
+_lock = threading.Lock()
+_by_name: dict[str, tuple[float, Integrator]] = {}
+_everyone: tuple[float, list[Integrator]] | None = None
+_generation = 0  # bumped by every `forget`: a read that started before it is not cached
+
+
+def _fresh(loaded_at: float) -> bool:
+    return time.monotonic() - loaded_at < secrets.CACHE_SECONDS
+
+
+def forget(name: str | None = None) -> None:
+    """Drop `name` (every integrator when None) from this container's cache: it was changed or removed here."""
+    global _everyone, _generation
+    with _lock:
+        _generation += 1
+        _everyone = None
+        if name is None:
+            _by_name.clear()
+        else:
+            _by_name.pop(name, None)
+
+
+def _keep(generation: int, integrators: list[Integrator], *, everyone: bool) -> None:
+    global _everyone
+    now = time.monotonic()
+    with _lock:
+        if generation != _generation:
+            return  # changed meanwhile: what was read may already be stale
+        if everyone:
+            _everyone = (now, integrators)
+        for integrator in integrators:
+            _by_name[integrator.name] = (now, integrator)
+
+
 def load_integrators() -> list[Integrator]:
-    """Every integrator with its secrets, for the dispatcher (secrets cached, see `integrators.secrets`)."""
-    return [_with_secrets(config) for config in store.list_all()]
+    """Every integrator with its secrets, for the dispatcher's batch: one Scan per container per CACHE_SECONDS."""
+    with _lock:
+        cached, generation = _everyone, _generation
+    if cached is not None and _fresh(cached[0]):
+        return list(cached[1])
+    loaded = [_with_secrets(config) for config in store.list_all()]
+    _keep(generation, loaded, everyone=True)
+    return list(loaded)
 
 
-def load_integrator(name: str) -> Integrator | None:
+def load_integrator(name: str, *, fresh: bool = False) -> Integrator | None:
+    """One integrator with its secrets (cached; `fresh` reads the row and its secrets again). An unknown name is
+    never cached, so an integrator registered in another container is found at once."""
+    with _lock:
+        cached, generation = _by_name.get(name), _generation
+    if not fresh and cached is not None and _fresh(cached[0]) and cached[1].enabled:
+        return cached[1]
     config = store.get(name)
-    return _with_secrets(config) if config is not None else None
+    if config is None:
+        if cached is not None:
+            forget(name)  # removed elsewhere
+        return None
+    integrator = _with_secrets(config, fresh=fresh)
+    _keep(generation, [integrator], everyone=False)
+    return integrator
 
 
-def _with_secrets(config: IntegratorConfig) -> Integrator:
-    stored = secrets.read(config.secret_name)
+def _with_secrets(config: IntegratorConfig, *, fresh: bool = False) -> Integrator:
+    stored = secrets.read(config.secret_name, fresh=fresh)
     return Integrator(
         name=config.name,
         url=config.url,
@@ -265,8 +336,7 @@ def _with_secrets(config: IntegratorConfig) -> Integrator:
 
 
 def callback_secrets(name: str, *, fresh: bool = False) -> list[str] | None:
-    """The secrets a callback from `name` may be signed with, or None for an unknown integrator."""
-    config = store.get(name)
-    if config is None:
-        return None
-    return list(secrets.read(config.secret_name, fresh=fresh).get("callback_secrets") or [])
+    """The secrets a callback from `name` may be signed with, or None for an unknown integrator (cached as above;
+    `fresh` after a signature failure)."""
+    integrator = load_integrator(name, fresh=fresh)
+    return list(integrator.callback_secrets) if integrator is not None else None

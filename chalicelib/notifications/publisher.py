@@ -1,14 +1,18 @@
 """Customer notifications (and seller alerts) on the SNS topic: once per change, mobile-push ready, retried
 rather than dropped.
 
-Each notification has a stable id (order, event, what changed); publishing runs through Idempotency on that
-id, so a redelivered SQS message or a repeated callback never pushes twice. A failed publish is put back on
-the orders queue with a delay and the dispatcher publishes it again.
+Each notification has a stable id (order, event, what changed). The caller whose conditional write made the
+change publishes (`notify_winner`): that write has exactly one winner, so the push goes straight out, one
+request. Callers that may run again for the same change (a redelivered queue message: the cancel event, the
+acknowledgement check) and the queued retry of a failed publish go through Idempotency on the id (`notify`,
+`publish`), so nothing is pushed twice. A failed publish is put back on the orders queue with a delay and the
+dispatcher publishes it again.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from chalicelib import queue
@@ -70,8 +74,7 @@ def push_message(note: Notification) -> dict[str, str]:
     return {"default": default, "APNS": apns, "APNS_SANDBOX": apns, "GCM": gcm}
 
 
-def _publish(data: dict[str, Any]) -> dict[str, Any]:
-    note = Notification.model_validate(data["note"])
+def _send(note: Notification) -> str:
     attributes = {
         name: {"DataType": "String", "StringValue": value}
         for name, value in (
@@ -91,15 +94,27 @@ def _publish(data: dict[str, Any]) -> dict[str, Any]:
         MessageAttributes=attributes,  # type: ignore[arg-type]
     )
     count("NotificationsPublished")
-    return {"message_id": response["MessageId"]}
+    return response["MessageId"]
 
 
-def publish(note: Notification) -> bool:
-    """Publish at most once per notification id. On failure queue a retry and return False: the change that
-    caused the notification has already been saved and must not be undone by a push problem."""
-    data = {"id": note.notification_id, "note": note.model_dump(mode="json")}
+def _publish(data: dict[str, Any]) -> dict[str, Any]:
+    return {"message_id": _send(Notification.model_validate(data["note"]))}
+
+
+def _once(note: Notification) -> None:
+    run_once(
+        _publish,
+        data={"id": note.notification_id, "note": note.model_dump(mode="json")},
+        key_prefix="notification",
+        key_path="id",
+    )
+
+
+def _deliver(note: Notification, send: Callable[[Notification], object]) -> bool:
+    """On failure queue a retry and return False: the change that caused the notification has already been
+    saved and must not be undone by a push problem."""
     try:
-        run_once(_publish, data=data, key_prefix="notification", key_path="id")
+        send(note)
         return True
     except Exception:  # noqa: BLE001 - every publish failure takes the retry path
         logger.warning(
@@ -108,6 +123,12 @@ def publish(note: Notification) -> bool:
         count("NotificationsDeferred")
         queue.send(note, delay_seconds=RETRY_DELAY_SECONDS)
         return False
+
+
+def publish(note: Notification) -> bool:
+    """Publish at most once per notification id (an idempotency record: two more requests). For a caller that may
+    run again for the same change, and for the queued retry of a failed publish, which SQS may redeliver."""
+    return _deliver(note, _once)
 
 
 def notify(
@@ -119,9 +140,26 @@ def notify(
     data: dict[str, Any] | None = None,
     audience: Audience = "customer",
 ) -> bool:
-    """`audience="seller"` marks an alert for the shop (SNS attribute `audience`), which customer push
+    """Publish at most once per notification id, for a caller that may run again for the same change.
+
+    `audience="seller"` marks an alert for the shop (SNS attribute `audience`), which customer push
     subscriptions filter out: a customer is never told about a partner's missed deadline."""
     return publish(build(order, event, text, key=key, data=data, audience=audience))
+
+
+def notify_winner(
+    order: Order,
+    event: str,
+    text: str,
+    *,
+    key: str,
+    data: dict[str, Any] | None = None,
+    audience: Audience = "customer",
+) -> bool:
+    """Publish for the one caller whose conditional write made the change (it moved the order's status): that
+    write has exactly one winner and runs once, so the push goes straight out, one request, no idempotency
+    record. A failed publish takes the queued retry, which is idempotent."""
+    return _deliver(build(order, event, text, key=key, data=data, audience=audience), _send)
 
 
 def publish_operator_event(event: str, integrator: str, text: str, data: dict[str, Any] | None = None) -> bool:

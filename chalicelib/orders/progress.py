@@ -21,14 +21,17 @@ def apply_status(
     source: str,
     message: str | None = None,
     when: Callable[[Order], bool] | None = None,
+    current: Order | None = None,
 ) -> tuple[Order | None, bool]:
     """Move the order to `new_status` if that is a forward move (and `when(order)` holds).
 
-    Returns (the order as stored now, whether this call changed it).
+    `current`, the order as the caller has just read it, saves the first read: its version is the write's
+    condition, so a stale copy only costs a re-read. Returns (the order as stored now, whether this call changed it).
     """
+    known = [current] if current is not None else []
 
     def step() -> tuple[Order | None, bool]:
-        order = store.get(order_id)
+        order = known.pop() if known else store.get(order_id)
         if order is None:
             return None, False
         if not lifecycle.can_move(order.status, new_status) or (when is not None and not when(order)):
