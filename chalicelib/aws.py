@@ -1,5 +1,11 @@
 """boto3 clients made on first use and cached per process, so importing a module costs nothing and
-tests (moto) can swap everything with `reset_clients()`."""
+tests (moto) can swap everything with `reset_clients()`.
+
+One botocore session and one client per service for the whole process: building a client loads its service
+model from disk (tens of ms on a cold start), and each new session loads the shared endpoint data again. DynamoDB
+in particular has one client, shared by the pynamodb models (chalicelib/db/records.py), Powertools Idempotency
+and the low-level counters, where pynamodb alone would build one per model.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,31 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
+    from boto3.session import Session
+    from botocore.config import Config
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 
 _clients: dict[str, Any] = {}
+_session: Session | None = None
 _lock = threading.Lock()
+
+
+def _config(service: str) -> Config | None:
+    """DynamoDB's client as pynamodb configures its own (its default timeouts and retries), with a pool big enough
+    for the dispatcher's threads (10 records, each with its deliveries), which all share it."""
+    if service != "dynamodb":
+        return None
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=15,
+        read_timeout=30,
+        retries={"total_max_attempts": 4, "mode": "standard"},
+        max_pool_connections=64,
+    )
 
 
 def client(service: str) -> Any:
@@ -24,12 +48,15 @@ def client(service: str) -> Any:
     found = _clients.get(service)
     if found is not None:
         return found
+    global _session
     with _lock:
         if service not in _clients:
-            import boto3  # deferred: ~300 ms of botocore that the authorizer and docs routes never need
+            if _session is None:
+                import boto3  # deferred: ~300 ms of botocore that the docs routes never need
 
-            _clients[service] = boto3.session.Session().client(  # type: ignore[call-overload]
-                service, region_name=get_settings().region
+                _session = boto3.session.Session()
+            _clients[service] = _session.client(  # type: ignore[call-overload]
+                service, region_name=get_settings().region, config=_config(service)
             )
         return _clients[service]
 
@@ -50,5 +77,7 @@ def secretsmanager() -> SecretsManagerClient:
 
 
 def reset_clients() -> None:
+    global _session
     with _lock:
         _clients.clear()
+        _session = None
