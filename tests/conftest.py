@@ -65,7 +65,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("ORDER_RELAY_ADMIN_TOKEN", ADMIN_TOKEN)
         monkeypatch.setenv("ALLOW_LOOPBACK_INTEGRATORS", "true")
-        monkeypatch.setenv("DISPATCH_RETRY_DELAYS", "1,2,4,8")
+        # Real-time retries long enough that a drain never races one on a slow machine; a test that wants
+        # retries to come back sets its own delays (`configure`) or moves the clock.
+        monkeypatch.setenv("DISPATCH_RETRY_DELAYS", "30,60,120,240")
         monkeypatch.setenv("SWEEPER_GRACE_SECONDS", "0")
         reset_all()
         yield env

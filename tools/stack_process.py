@@ -1,5 +1,6 @@
-"""`make run`'s stack started as a subprocess on free ports, without the demo integrators: for the fuzzer and
-the soak, which bring their own traffic. Stopped with SIGINT, like a user's Ctrl-C."""
+"""`make run`'s stack started as a subprocess on free ports, as the end-to-end, browser, fuzzing and soak tests
+use it (without the demo integrators unless asked: most bring their own traffic). Stopped with SIGINT, like a
+user's Ctrl-C."""
 
 from __future__ import annotations
 
@@ -27,16 +28,17 @@ def free_port() -> int:
 
 @contextmanager
 def local_stack(
-    state: Path, extra_env: dict[str, str] | None = None, startup_seconds: float = 60.0
+    state: Path, extra_env: dict[str, str] | None = None, startup_seconds: float = 60.0, *, demo: bool = False
 ) -> Iterator[dict[str, Any]]:
-    """The stack's stack.json (api_url, tokens, queue URL, ...); its log is `state/stack.log`."""
+    """The stack's stack.json (api_url, tokens, queue URL, ...) plus `process` and `state`; its log is
+    `state/stack.log`. Raises if the stack does not stop within 20 s of Ctrl-C."""
     state.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "ORDER_RELAY_PORT": str(free_port()),
         "ORDER_RELAY_AWS_PORT": str(free_port()),
         "ORDER_RELAY_STATE_DIR": str(state),
-        "ORDER_RELAY_DEMO": "0",
+        "ORDER_RELAY_DEMO": "1" if demo else "0",
         "NO_COLOR": "1",
         **(extra_env or {}),
     }
@@ -54,7 +56,7 @@ def local_stack(
                 pause.wait(0.2)
             if not stack_file.exists():
                 raise RuntimeError("the local stack did not start:\n" + (state / "stack.log").read_text()[-4000:])
-            yield json.loads(stack_file.read_text())
+            yield {**json.loads(stack_file.read_text()), "process": process, "state": state}
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -62,3 +64,4 @@ def local_stack(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+                raise

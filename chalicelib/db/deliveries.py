@@ -147,6 +147,9 @@ def find(integrator: str, status: str, since: str, until: str, limit: int = 500)
     return sorted(found, key=lambda state: state.updated_at)[:limit]
 
 
+RANK_STEP = 1000  # resumptions of one attempt (failed probes) stay below the next attempt
+
+
 def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | None, reason: str, now: str) -> bool:
     """Hold a delivery back without spending an attempt: the row becomes `waiting` and keeps the job to resume.
 
@@ -156,6 +159,8 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
     """
     ensure_bound()
     webhook = str(job["webhook_id"])
+    attempt = int(job["attempt"])
+    rank = attempt * RANK_STEP + int(job.get("resume", 0))
     actions: list[Action] = [
         DeliveryRecord.integrator.set(integrator),
         DeliveryRecord.event.set(str(job["event"])),
@@ -163,6 +168,7 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
         DeliveryRecord.status.set("waiting"),
         DeliveryRecord.integrator_status.set(f"{integrator}#waiting#{zlib.crc32(order_id.encode()) % INDEX_SHARDS}"),
         DeliveryRecord.waiting_job.set(job),
+        DeliveryRecord.waiting_rank.set(rank),
         DeliveryRecord.last_error.set(reason),
         DeliveryRecord.updated_at.set(now),
         DeliveryRecord.attempts.set(DeliveryRecord.attempts | 0),
@@ -171,10 +177,16 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
         DeliveryRecord.revision.add(1),
     ]
     actions.append(DeliveryRecord.next_attempt_at.set(until) if until else DeliveryRecord.next_attempt_at.remove())
+    # A late duplicate of a job must never replace the later job already parked (or claimed) for this webhook:
+    # resumed, it would replay an attempt that ran, and a replayed probe would hold the circuit half-open.
     not_run_yet = (
         (DeliveryRecord.webhook_id != webhook)
-        | (DeliveryRecord.attempts < int(job["attempt"]))
-        | DeliveryRecord.status.is_in("pending", "waiting")
+        | (DeliveryRecord.attempts < attempt)
+        | ((DeliveryRecord.status == "pending") & (DeliveryRecord.attempts <= attempt))
+        | (
+            (DeliveryRecord.status == "waiting")
+            & (DeliveryRecord.waiting_rank.does_not_exist() | (DeliveryRecord.waiting_rank <= rank))
+        )
     )
     condition = DeliveryRecord.sk.does_not_exist() | (
         ~DeliveryRecord.delivered_webhook_ids.contains(webhook) & not_run_yet

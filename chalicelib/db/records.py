@@ -234,6 +234,7 @@ class DeliveryRecord(Record):
     ack_due_at = UnicodeAttribute(null=True)
     acked_at = UnicodeAttribute(null=True)
     waiting_job = JSONAttribute(null=True)
+    waiting_rank = NumberAttribute(null=True)  # attempt * 1000 + resume of waiting_job: a park never goes back
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)

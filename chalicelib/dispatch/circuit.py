@@ -138,6 +138,15 @@ def record_answer(name: str, *, probe: str | None) -> None:
         queue.send(DrainWaiting(integrator=name))
 
 
+def release_probe(name: str, webhook_id: str) -> None:
+    """The probe never reached the integrator: hand the probe to the next waiting delivery now."""
+    now = clock.utcnow()
+    changed = _change(name, current(name, max_age=0), lambda c: policy.release_probe(c, webhook_id, now))
+    if changed is not None:
+        logger.info("probe released: it never reached the integrator", extra={"integrator": name})
+        queue.send(ProbeCircuit(integrator=name))
+
+
 def record_failure(name: str, error: str, *, probe: str | None) -> Circuit:
     """A retryable failure. Returns the circuit as it now stands."""
     _prove(name, False)

@@ -83,6 +83,21 @@ def _open(
     )
 
 
+def release_probe(circuit: Circuit, webhook_id: str, now: datetime) -> Circuit | None:
+    """The probe `webhook_id` ended without reaching the integrator (cancelled, already delivered, expired):
+    open again, due at once, so another waiting delivery probes. None: it is not the probe (any more)."""
+    if circuit.state is not CircuitState.HALF_OPEN or circuit.probe_webhook_id != webhook_id:
+        return None
+    return circuit.model_copy(
+        update={
+            "state": CircuitState.OPEN,
+            "next_probe_at": iso(now),
+            "probe_webhook_id": None,
+            "probe_started_at": None,
+        }
+    )
+
+
 def after_success(circuit: Circuit, *, probe: str | None = None) -> Circuit | None:
     """An answer from the integrator (2xx, or a 4xx it means) shows it is up. Closed: forget earlier failures.
     The probe's success closes the circuit. None: nothing to change (healthy, or a straggler while open: only

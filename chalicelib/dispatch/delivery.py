@@ -31,11 +31,14 @@ from chalicelib.domain.events import EventType
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.idempotency import run_once
+from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.integrators import payload
 from chalicelib.integrators.registry import load_integrator
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
+
+# Outcomes of an attempt that never reached the integrator (nothing learned about it).
+NOT_SENT = frozenset({"skipped", "already_delivered", "superseded", Outcome.EXPIRED.value})
 
 
 class RateLimited(Exception):
@@ -125,7 +128,7 @@ def _admit_and_attempt(job: DeliveryJob, integrator: Integrator) -> None:
         _park(job, integrator, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
         return
     try:
-        run_once(
+        result = run_once(
             _attempt,
             data={"job": job.model_dump(mode="json"), "probe": admission is Admission.PROBE},
             key_prefix="delivery",
@@ -135,6 +138,19 @@ def _admit_and_attempt(job: DeliveryJob, integrator: Integrator) -> None:
         count("DeliveryRateLimited")
         delay = limited.wait + random.uniform(0, 1)  # noqa: S311 - spreading, not security
         queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
+        return
+    if admission is Admission.PROBE:
+        _settle_probe(job, result)
+
+
+def _settle_probe(job: DeliveryJob, result: dict[str, Any]) -> None:
+    """A probe must end in an answer from the integrator, or hand the probe on: otherwise the circuit stays
+    half-open and everything waiting for it waits until the probe's lease runs out, again and again."""
+    if result.get(REPLAYED):
+        # This attempt already ran (a late duplicate became the probe): probe with a fresh run of it.
+        queue.send(job.model_copy(update={"resume": job.resume + 1}), correlation_id=job.correlation_id)
+    elif result.get("outcome") in NOT_SENT:
+        circuit.release_probe(job.integrator, job.webhook_id)
 
 
 def _attempt(data: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +176,8 @@ def _attempt(data: dict[str, Any]) -> dict[str, Any]:
     except payload.PayloadTemplateError as exc:
         # Retrying cannot help: the same order fails the same template. Fixed template + admin retry sends it.
         failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
+        if probe is not None:
+            circuit.release_probe(job.integrator, probe)  # nothing was sent: another delivery probes
         return recording.record(job, order, failed, integrator, deliver_by, probe=None, template_version=version)
     if integrator.max_requests_per_second:
         # Reserved last, right before the call: what the integrator sees is what the window counted.

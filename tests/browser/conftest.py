@@ -7,11 +7,7 @@ package driven by Playwright's Python package: nothing is downloaded at test tim
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +16,10 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.test_local_stack import eventually, free_port
+from tests.e2e.test_local_stack import eventually
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.sample_order import order_body
+from tools.stack_process import local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -82,41 +79,14 @@ def partner() -> Iterator[FakeIntegrator]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, partner: FakeIntegrator) -> Iterator[Stack]:
-    state = tmp_path_factory.mktemp("console-stack")
-    env = {
-        **os.environ,
-        "ORDER_RELAY_PORT": str(free_port()),
-        "ORDER_RELAY_AWS_PORT": str(free_port()),
-        "ORDER_RELAY_STATE_DIR": str(state),
-        "ORDER_RELAY_DEMO": "0",
-        "DISPATCH_MAX_ATTEMPTS": "1",  # a failing partner fails its delivery at once: no retry delays to wait out
-        "NO_COLOR": "1",
-    }
-    for name in ("AWS_ENDPOINT_URL", "ORDER_RELAY_ADMIN_TOKEN"):
-        env.pop(name, None)
-    log = (state / "stack.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.localstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        stack_file = state / "stack.json"
-        eventually(lambda: stack_file.exists() or process.poll() is not None, timeout=40)
-        assert process.poll() is None, (state / "stack.log").read_text()
-        running = Stack(json.loads(stack_file.read_text()), partner)
+    # A failing partner fails its delivery at once: no retry delays to wait out.
+    with local_stack(tmp_path_factory.mktemp("console-stack"), {"DISPATCH_MAX_ATTEMPTS": "1"}) as info:
+        running = Stack(info, partner)
         for name in PARTNERS:
             body = {"name": name, "url": partner.url(f"/{name}"), "auth": {"type": "none"}}
             response = running.call("POST", "/integrators", json=body)
             assert response.status_code == 201, response.text
         yield running
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        finally:
-            log.close()
 
 
 @pytest.fixture(scope="module")

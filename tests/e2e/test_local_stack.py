@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,15 +20,10 @@ import requests
 
 from chalicelib.domain.order_status import rank
 from tools.sample_order import order_body
+from tools.stack_process import free_port, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def eventually(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2) -> Any:
@@ -48,44 +42,13 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, every: float = 0
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("stack")
-    env = {
-        **os.environ,
-        "ORDER_RELAY_PORT": str(free_port()),
-        "ORDER_RELAY_AWS_PORT": str(free_port()),
-        "ORDER_RELAY_STATE_DIR": str(state),
-        "ORDER_RELAY_DEMO_STEP_SECONDS": "0.2",
-        "CIRCUIT_COOLDOWN_SECONDS": "2",
-        "DISPATCH_RETRY_DELAYS": "1",
-        "NO_COLOR": "1",
-    }
-    for name in ("AWS_ENDPOINT_URL", "ORDER_RELAY_ADMIN_TOKEN"):
-        env.pop(name, None)
-    log = (state / "stack.log").open("w")
-    moto_pid = None
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.localstack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        stack_file = state / "stack.json"
-        eventually(lambda: stack_file.exists() or process.poll() is not None, timeout=40)
-        assert process.poll() is None, (state / "stack.log").read_text()
-        info = json.loads(stack_file.read_text())
-        moto_pid = info["moto_pid"]
-        info["process"], info["state"] = process, state
+    env = {"ORDER_RELAY_DEMO_STEP_SECONDS": "0.2", "CIRCUIT_COOLDOWN_SECONDS": "2", "DISPATCH_RETRY_DELAYS": "1"}
+    with local_stack(state, env, demo=True) as info:
         yield info
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        finally:
-            log.close()
-        assert not (state / "stack.json").exists() and not (state / "stack.pid").exists()
-        if moto_pid is not None:  # no process left behind
-            with pytest.raises(ProcessLookupError):
-                os.kill(moto_pid, 0)
+    # Ctrl-C leaves nothing behind: no state files, no moto server.
+    assert not (state / "stack.json").exists() and not (state / "stack.pid").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(info["moto_pid"], 0)
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,12 @@ def test_a_failed_probe_doubles_the_cool_down_and_spends_no_attempt(
 def test_a_circuit_open_too_long_disables_the_integrator_and_says_so(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any, phone: str
 ) -> None:
-    configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="30", CIRCUIT_DISABLE_AFTER_SECONDS="120")
+    configure(
+        CIRCUIT_FAILURE_THRESHOLD="1",
+        CIRCUIT_COOLDOWN_SECONDS="30",
+        CIRCUIT_DISABLE_AFTER_SECONDS="120",
+        DISPATCH_RETRY_DELAYS="1",
+    )
     fake.default("/down", Reply(503))
     register(api, "down", fake.url("/down"))
     waiting = [new_order(api)]
@@ -352,3 +357,83 @@ def test_a_slow_integrator_does_not_hold_back_the_others(
     assert len(fast) == 20 and len(slow) == 10
     assert fast[-1] < slow[0] + 2, "every fast delivery was sent before the slow one's first call timed out"
     assert slow[-1] < slow[0] + 2, "the slow integrator's calls overlap: the batch waits one timeout, not ten"
+
+
+def job(order_id: str, attempt: int) -> Any:
+    """A delivery job for `down` as the dispatcher queues it (a retry, or a late duplicate of one)."""
+    from chalicelib.domain.delivery import webhook_id
+    from chalicelib.messages import DeliveryJob
+
+    webhook = webhook_id(order_id, "order.created", 1, "down")
+    return DeliveryJob(
+        order_id=order_id, integrator="down", event="order.created", version=1, attempt=attempt, webhook_id=webhook
+    )
+
+
+def test_a_late_duplicate_never_replaces_the_later_attempt_that_waits_and_the_probe_gets_through(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any
+) -> None:
+    """Found by the soak: a duplicate of attempt 1 parked over the waiting attempt 2; resumed as the probe, it was a
+    replay of an attempt that had run, so nothing reported back and the circuit stayed half-open for good."""
+    configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="30", DISPATCH_RETRY_DELAYS="60")
+    fake.default("/down", Reply(503))
+    register(api, "down", fake.url("/down"))
+    new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # fails and opens the circuit
+    order_id = new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # waits
+    # Enabling again resumes the waiting job: its attempt 1 runs as a queued job, fails, opens the circuit again.
+    assert api.patch("/api/v1/integrators/down", {"enabled": False}).status_code == 200
+    assert api.patch("/api/v1/integrators/down", {"enabled": True}).status_code == 200
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert delivery(api, order_id, "down")["attempts"] == 1 and health(api, "down")["circuit"] == "open"
+    queue_job = job(order_id, attempt=2).model_dump_json()
+    sqs.send_message(
+        QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=queue_job
+    )  # its retry arrives: the circuit is open, it waits
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    # A late duplicate of attempt 1 (a second drain's copy) read the row before attempt 2 waited, then sat at the
+    # in-flight gate; now it finds the circuit open and parks itself.
+    from chalicelib.dispatch import waiting
+
+    waiting.park(job(order_id, attempt=1), until=None, reason="circuit open")
+    assert delivery(api, order_id, "down")["status"] == "waiting"
+
+    fake.default("/down", Reply(200, json={}))
+    later(31)
+    probe_now(sqs, aws, "down")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert delivery(api, order_id, "down")["status"] == "delivered"
+    assert health(api, "down")["circuit"] == "closed"
+    assert len(fake.requests("/down")) == 3, "the first order, then attempts 1 and 2 of this one: nothing replayed"
+
+
+def test_a_probe_that_never_reaches_the_integrator_hands_the_probe_on(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, configure: Any, later: Any
+) -> None:
+    """The oldest waiting delivery becomes the probe; if its order was cancelled meanwhile nothing is sent, and the
+    next waiting delivery must probe at once, not after the probe's lease."""
+    configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="30", DISPATCH_RETRY_DELAYS="3600")
+    fake.default("/down", Reply(503))
+    register(api, "down", fake.url("/down"))
+    opener = new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # fails, opens the circuit
+    first, second = new_order(api), new_order(api)
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert [delivery(api, o, "down")["status"] for o in (first, second)] == ["waiting", "waiting"]
+    from chalicelib.db import orders as order_store
+    from chalicelib.domain.order_status import OrderStatus
+
+    # The first order is cancelled behind the dispatcher's back (its queued cancel event not yet handled).
+    stored = order_store.get(first)
+    assert stored is not None
+    cancelled = stored.model_copy(update={"status": OrderStatus.CANCELLED, "version": stored.version + 1})
+    order_store.replace(cancelled, stored.version)
+
+    fake.default("/down", Reply(200, json={}))
+    later(31)
+    probe_now(sqs, aws, "down")
+    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert delivery(api, second, "down")["status"] == "delivered"
+    assert health(api, "down")["circuit"] == "closed"
+    assert opener

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 import standardwebhooks
 
 from chalicelib.domain.clock import iso
 from chalicelib.messages import AckCheck
-from tests.conftest import Api, queue_messages
+from tests.conftest import Api, notifications
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 
@@ -58,23 +58,10 @@ def clock(monkeypatch: pytest.MonkeyPatch, aws: dict[str, str]) -> VirtualClock:
     return virtual
 
 
-@pytest.fixture
-def topic(aws: dict[str, str]) -> str:
-    """An SQS queue subscribed to the notifications topic: everything published, with its attributes."""
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    url = sqs.create_queue(QueueName="everything")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    boto3.client("sns", region_name="us-east-1").subscribe(
-        TopicArn=aws["NOTIFICATIONS_TOPIC_ARN"], Protocol="sqs", Endpoint=arn
-    )
-    return str(url)
-
-
-def published(topic_url: str) -> list[dict[str, Any]]:
-    """Each notification as {"event", "audience", "integrator", "body"}."""
+def published(phone_url: str) -> list[dict[str, Any]]:
+    """Each notification since the last call as {"event", "audience", "integrator", "body"}."""
     found = []
-    for message in queue_messages(topic_url):
-        envelope = json.loads(message["Body"])
+    for envelope in notifications(phone_url):
         attributes = {name: value["Value"] for name, value in envelope["MessageAttributes"].items()}
         found.append({**attributes, "body": json.loads(envelope["Message"])})
     return found
@@ -108,9 +95,17 @@ def new_order(api: Api, seller_id: str = "s-1") -> str:
 
 
 def test_deadline_cuts_the_retry_schedule_and_expires_the_delivery_once(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, topic: str
+    api: Api,
+    app: Any,
+    sqs: Any,
+    aws: dict[str, str],
+    fake: FakeIntegrator,
+    clock: VirtualClock,
+    phone: str,
+    configure: Callable[..., None],
 ) -> None:
-    # Given delays of 1, 2, 4, 8 s (the test stage's DISPATCH_RETRY_DELAYS) and a 5 s deadline
+    # Given delays of 1, 2, 4, 8 s and a 5 s deadline
+    configure(DISPATCH_RETRY_DELAYS="1,2,4,8")
     fake.default("/down", Reply(503))
     register(api, "down", fake.url("/down"), deliver_within_seconds=5)
     clock.jump_on_delay = True
@@ -133,7 +128,7 @@ def test_deadline_cuts_the_retry_schedule_and_expires_the_delivery_once(
     assert log["deliveries"][0]["status"] == "expired"
 
     # And the seller is told once, with the integrator in the attributes; the customer gets no push about it
-    expired = [n for n in published(topic) if n["event"] == "delivery.expired"]
+    expired = [n for n in published(phone) if n["event"] == "delivery.expired"]
     assert len(expired) == 1
     assert expired[0]["audience"] == "seller" and expired[0]["integrator"] == "down"
     assert expired[0]["order_id"] == order_id and expired[0]["seller_id"] == "s-1"
@@ -144,7 +139,7 @@ def test_deadline_cuts_the_retry_schedule_and_expires_the_delivery_once(
     sqs.send_message(QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=json.dumps({**job, "raised_at": iso(raised)}))
     run(app, sqs, aws)
     assert len(fake.requests("/down")) == 4
-    assert [n for n in published(topic) if n["event"] == "delivery.expired"] == []
+    assert [n for n in published(phone) if n["event"] == "delivery.expired"] == []
 
 
 def test_a_delivery_that_waited_past_its_deadline_expires_instead_of_being_sent_late(
@@ -161,7 +156,7 @@ def test_a_delivery_that_waited_past_its_deadline_expires_instead_of_being_sent_
 
 
 def test_a_retry_held_for_a_disabled_integrator_expires_at_its_deadline(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, topic: str
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, phone: str
 ) -> None:
     fake.script("/p", Reply(503))
     register(api, "partner", fake.url("/p"), deliver_within_seconds=120)
@@ -177,11 +172,11 @@ def test_a_retry_held_for_a_disabled_integrator_expires_at_its_deadline(
     run(app, sqs, aws)
     assert len(fake.requests("/p")) == 1
     assert delivery(api, order_id, "partner")["status"] == "expired"
-    assert [n["event"] for n in published(topic) if n["audience"] == "seller"] == ["delivery.expired"]
+    assert [n["event"] for n in published(phone) if n["audience"] == "seller"] == ["delivery.expired"]
 
 
 def test_a_waiting_delivery_expires_at_its_deadline_not_when_it_is_released(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, topic: str
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, clock: VirtualClock, phone: str
 ) -> None:
     fake.script("/p", Reply(503, headers={"Retry-After": "600"}))  # the real retry is cut to the deadline
     register(api, "partner", fake.url("/p"), deliver_within_seconds=120)
@@ -199,7 +194,7 @@ def test_a_waiting_delivery_expires_at_its_deadline_not_when_it_is_released(
     assert clock.now == raised + timedelta(seconds=120)
     assert delivery(api, order_id, "partner")["status"] == "expired", "expired on time, still disabled"
     assert len(fake.requests("/p")) == 1
-    assert [n["event"] for n in published(topic) if n["audience"] == "seller"] == ["delivery.expired"]
+    assert [n["event"] for n in published(phone) if n["audience"] == "seller"] == ["delivery.expired"]
 
 
 def test_an_admin_can_send_an_expired_delivery_again_with_a_fresh_deadline(
@@ -279,7 +274,7 @@ def overdue_ids(api: Api, token: str | None = None) -> list[str]:
 
 
 def test_2xx_opens_the_window_and_queues_its_check(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], kitchen: Kitchen, clock: VirtualClock, topic: str
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], kitchen: Kitchen, clock: VirtualClock, phone: str
 ) -> None:
     order_id = new_order(api)
     run(app, sqs, aws)
@@ -293,7 +288,7 @@ def test_2xx_opens_the_window_and_queues_its_check(
 
 
 def test_callback_in_time_acknowledges_and_the_check_then_reports_nothing(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], kitchen: Kitchen, clock: VirtualClock, topic: str
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], kitchen: Kitchen, clock: VirtualClock, phone: str
 ) -> None:
     order_id = new_order(api)
     run(app, sqs, aws)
@@ -305,7 +300,7 @@ def test_callback_in_time_acknowledges_and_the_check_then_reports_nothing(
     check_now(sqs, aws, api, order_id)
     run(app, sqs, aws)
     assert delivery(api, order_id, "kitchen")["ack"] == "acknowledged"
-    assert [n for n in published(topic) if n["event"] == "delivery.unacknowledged"] == []
+    assert [n for n in published(phone) if n["event"] == "delivery.unacknowledged"] == []
     assert overdue_ids(api) == []
 
 
@@ -316,13 +311,13 @@ def test_no_callback_makes_it_overdue_once_for_the_seller_and_a_late_callback_ma
     aws: dict[str, str],
     kitchen: Kitchen,
     clock: VirtualClock,
-    topic: str,
+    phone: str,
     seller_token: str,
 ) -> None:
     order_id = new_order(api)
     other_seller = new_order(api, seller_id="s-2")
     run(app, sqs, aws)
-    published(topic)  # forget the dispatch notifications
+    published(phone)  # forget the dispatch notifications
 
     # The window closes without a callback; SQS hands over the check three times (a duplicate, a redelivery)
     clock.advance(60)
@@ -332,7 +327,7 @@ def test_no_callback_makes_it_overdue_once_for_the_seller_and_a_late_callback_ma
 
     state = delivery(api, order_id, "kitchen")
     assert state["ack"] == "overdue" and state["status"] == "delivered"
-    alerts = [n for n in published(topic) if n["event"] == "delivery.unacknowledged"]
+    alerts = [n for n in published(phone) if n["event"] == "delivery.unacknowledged"]
     assert [(n["order_id"], n["audience"], n["integrator"]) for n in alerts if n["order_id"] == order_id] == [
         (order_id, "seller", "kitchen")
     ], "published once, for the seller"
@@ -361,11 +356,11 @@ def test_no_callback_makes_it_overdue_once_for_the_seller_and_a_late_callback_ma
     # A check redelivered after all that still publishes nothing
     check_now(sqs, aws, api, order_id)
     run(app, sqs, aws)
-    assert [n for n in published(topic) if n["event"] == "delivery.unacknowledged"] == []
+    assert [n for n in published(phone) if n["event"] == "delivery.unacknowledged"] == []
 
 
 def test_a_cancelled_order_stops_the_clock(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], kitchen: Kitchen, clock: VirtualClock, topic: str
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], kitchen: Kitchen, clock: VirtualClock, phone: str
 ) -> None:
     order_id = new_order(api)
     run(app, sqs, aws)
@@ -375,7 +370,7 @@ def test_a_cancelled_order_stops_the_clock(
     check_now(sqs, aws, api, order_id)
     run(app, sqs, aws)
     assert delivery(api, order_id, "kitchen")["ack"] == "stopped"
-    assert [n for n in published(topic) if n["event"] == "delivery.unacknowledged"] == []
+    assert [n for n in published(phone) if n["event"] == "delivery.unacknowledged"] == []
     assert overdue_ids(api) == []
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ADMIN_TOKEN, Api, queue_messages
+from tests.conftest import ADMIN_TOKEN, Api, notifications, queue_messages
 from tests.functional.test_callbacks import Partner
 from tests.functional.test_dispatcher import HMAC_SECRET, crash_one_batch
 from tests.support.fake_integrator import FakeIntegrator, Reply
@@ -267,3 +267,69 @@ def test_a_full_run_logs_no_token_secret_signature_or_authorization_header(
     for value in forbidden:
         assert value not in text, value
     assert "authorization" not in text.lower().replace('"authorizer"', "")
+
+
+def fail_first_call(monkeypatch: pytest.MonkeyPatch, service: str, operation: str) -> list[str]:
+    """Every AWS client (boto3's and pynamodb's) fails its first `service.operation` request with throttling, as
+    AWS does under load; the list records the failure once it has happened."""
+    import botocore.client
+
+    real = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+    fired: list[str] = []
+
+    def call(self: Any, name: str, params: Any) -> Any:
+        if not fired and name == operation and self.meta.service_model.service_name == service:
+            fired.append(f"{service}.{name}")
+            raise throttled(name)
+        return real(self, name, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", call)
+    return fired
+
+
+def drain_until_settled(app: Any, sqs: Any, queue_url: str, rounds: int = 6) -> None:
+    """Drain; what failed comes back at once (the visibility timeout, without waiting it out)."""
+    for _ in range(rounds):
+        failed = [r for batch in drain(app, sqs, queue_url) for r in batch.failed_receipts]
+        if not failed:
+            return
+        for receipt in failed:
+            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    raise AssertionError(f"still failing after {rounds} rounds")
+
+
+DISPATCH_CALLS = [
+    ("dynamodb", "GetItem"),
+    ("dynamodb", "PutItem"),
+    ("dynamodb", "UpdateItem"),
+    ("dynamodb", "Query"),
+    ("sns", "Publish"),
+]
+
+
+@pytest.mark.parametrize(("service", "operation"), DISPATCH_CALLS, ids=[f"{s}-{o}" for s, o in DISPATCH_CALLS])
+def test_an_aws_fault_on_any_call_of_the_dispatch_loses_nothing_and_keeps_the_webhook_id(
+    api: Api,
+    app: Any,
+    sqs: Any,
+    aws: dict[str, str],
+    fake: FakeIntegrator,
+    monkeypatch: pytest.MonkeyPatch,
+    phone: str,
+    service: str,
+    operation: str,
+) -> None:
+    from chalicelib.notifications import publisher
+
+    monkeypatch.setattr(publisher, "RETRY_DELAY_SECONDS", 0)  # a deferred notification comes back in this drain
+    fake.default("/p", Reply(200, json={}))
+    api.post("/api/v1/integrators", {"name": "p", "url": fake.url("/p"), "auth": {"type": "none"}})
+    order_id = api.post(ORDERS, order_body()).json_body["id"]
+    fired = fail_first_call(monkeypatch, service, operation)
+    drain_until_settled(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert fired, f"the dispatch made no {service} {operation} request"
+    assert len({r.headers["webhook-id"] for r in fake.requests("/p")}) == 1, "a re-sent delivery keeps its webhook-id"
+    state = order_state(api, order_id)
+    assert state["status"] == "dispatched" and state["deliveries"][0]["status"] == "delivered"
+    events = [n["MessageAttributes"]["event"]["Value"] for n in notifications(phone)]
+    assert events == ["order.dispatched"], "the customer hears of it, once"
