@@ -2,8 +2,9 @@
 a running moto server, against a floor that makes the same AWS calls (replayed from a recorded run) with bare boto3
 in a fresh interpreter. Runs alternate function / floor, so drift on the machine hits both alike.
 
-Child side: `python -m bench.coldstart <real|record|floor> <spec.json>` prints one JSON line; only the standard
-library is imported before the clock starts.
+Child side: `python -m bench.coldstart <real|record|floor|profile> <spec.json>` prints one JSON line; only the
+standard library is imported before the clock starts. `profile` serves like `real` under cProfile and writes the
+stats beside the spec (`<spec>.prof`): where a function's first event spends its time, imports included.
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ def child(mode: str, path: str) -> None:
             imported = _serve(spec)
     elif mode == "real":
         imported = _serve(spec)
+    elif mode == "profile":
+        import cProfile
+
+        profiler = cProfile.Profile()
+        imported = profiler.runcall(_serve, spec)
+        profiler.dump_stats(path + ".prof")
     else:
         imported = _floor(spec)
     total = (time.perf_counter() - STARTED) * 1000

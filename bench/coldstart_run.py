@@ -96,7 +96,21 @@ def _sign(secret: str, msg_id: str, body: str) -> dict[str, str]:
     }
 
 
-def measure(runs: int = 15) -> list[ColdStart]:
+def _profile(spec: dict[str, Any], tmp: Path, out: Path, name: str) -> None:
+    """One more cold start under cProfile, its stats kept as `<out>/<function>.prof` (read with pstats/snakeviz)."""
+    import shutil
+
+    path = tmp / f"spec-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(spec))
+    subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench.coldstart", "profile", str(path)], cwd=ROOT, check=True, capture_output=True
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(f"{path}.prof", out / f"{name.split(':')[0]}.prof")
+
+
+def measure(runs: int = 15, profile_to: Path | None = None) -> list[ColdStart]:
+    """Cold starts of every function against their floors; with `profile_to`, one profiled cold start each too."""
     import boto3
 
     from tests.support.fake_integrator import FakeIntegrator, Reply
@@ -122,13 +136,13 @@ def measure(runs: int = 15) -> list[ColdStart]:
             issued = call(client, "POST", "/api/v1/tokens", {"role": "seller", "seller_id": "s-1"}).json_body
             seller = {"role": "seller", "token_id": issued["id"], "seller_id": "s-1", "principalId": issued["id"]}
             # One order (and so one queue message) per dispatcher run; the dispatched orders feed the callbacks.
-            for _ in range(runs + 2):
+            for _ in range(runs + 3):
                 call(client, "POST", "/api/v1/orders", json.loads(example_order()))
         sqs = boto3.client("sqs", region_name=REGION)
         url = env["ORDERS_QUEUE_URL"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         messages: list[dict[str, Any]] = []
-        while len(messages) < runs + 2:
+        while len(messages) < runs + 3:
             messages += sqs.receive_message(  # type: ignore[arg-type]
                 QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
             ).get("Messages", [])
@@ -183,6 +197,8 @@ def measure(runs: int = 15) -> list[ColdStart]:
             row = ColdStart(name, [], [], [], [], recorded["requests"], len(posts), recorded["clients"])
             row.imports = _child("real", make(runs + 1), tmp, "-X", "importtime")["importtime"]
             row.floor_imports = _child("floor", floor_spec, tmp, "-X", "importtime")["importtime"]
+            if profile_to is not None:
+                _profile(make(runs + 2), tmp, profile_to, name)
             for n in range(1, runs + 1):
                 real = _child("real", make(n), tmp)
                 floor = _child("floor", floor_spec, tmp)
@@ -195,7 +211,11 @@ def measure(runs: int = 15) -> list[ColdStart]:
 
 
 if __name__ == "__main__":
-    for row in measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3):
+    # python -m bench.coldstart_run [RUNS] [--profile DIR]
+    args = sys.argv[1:]
+    profile_dir = Path(args[args.index("--profile") + 1]) if "--profile" in args else None
+    count = int(args[0]) if args and args[0].isdigit() else 3
+    for row in measure(count, profile_dir):
         print(
             f"{row.function:50s} {row.real:7.0f} ms vs {row.floor:7.0f} ms  {row.ratio:4.2f}x  "
             f"(imports {statistics.median(row.real_import_ms):.0f} vs {statistics.median(row.floor_import_ms):.0f}; "

@@ -1,5 +1,6 @@
-"""Powertools Idempotency, built lazily: the persistence layer's DynamoDB client (~450 ms of import and
-set-up) is paid only by the functions that use it, and tests can reset it with their moto endpoint."""
+"""Powertools Idempotency, built lazily: its import and the persistence layer (~450 ms of import and set-up) are
+paid only when a function first runs something once, not by every function that imports this module (the
+middleware registers each invocation's context here), and tests can reset it with their moto endpoint."""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-
 from chalicelib.aws import client
 from chalicelib.errors import Conflict, InvalidInput
+from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency import IdempotentHookFunction
-from chalicelib.settings import get_settings
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        IdempotentHookFunction,
+    )
 
 REPLAYED = "__idempotent_replay__"
 _lock = threading.Lock()
@@ -38,6 +33,8 @@ def register_lambda_context(context: Any) -> None:
 
 def _persistence() -> DynamoDBPersistenceLayer:
     """One layer per use: Powertools configures a layer once, with the first config it sees."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     return DynamoDBPersistenceLayer(table_name=get_settings().idempotency_table, boto3_client=client("dynamodb"))
 
 
@@ -51,6 +48,8 @@ def _mark_replay(response: Any, _record: Any) -> Any:
 def _wrapped(
     function: Callable[..., Any], key_prefix: str, key_path: str, validate_path: str | None
 ) -> tuple[Callable[..., Any], IdempotencyConfig]:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
     config = IdempotencyConfig(
         event_key_jmespath=key_path,
         payload_validation_jmespath=validate_path or "",
@@ -78,6 +77,11 @@ def run_once(
     Raises Conflict while the first call is still running and InvalidInput when the key is reused with
     another payload. An exception inside `function` forgets the key, so a retry runs again.
     """
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
     with _lock:  # built once per use even when the dispatcher's threads arrive together
         decorated, config = _wrapped(function, key_prefix, key_path, validate_path)
     if _lambda_context is not None:

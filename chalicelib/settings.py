@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
 from functools import cache
-
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from typing import Any
 
 # The dispatcher's SQS event source concurrency when a stage does not set DISPATCH_MAX_CONCURRENCY.
 DEFAULT_DISPATCH_MAX_CONCURRENCY = 5
@@ -20,54 +21,129 @@ class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: fail loudly at first use, never guess a name."""
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed and checked. A plain dataclass, not a pydantic model: every function reads settings on
+    its first event, and the authorizer's cold start should not pay for importing pydantic (bench/coldstart.py)."""
+
     region: str
     orders_table: str
     tokens_table: str
     integrators_table: str
     deliveries_table: str
     idempotency_table: str
+    secrets_prefix: str
     orders_queue_url: str | None = None
     orders_queue_name: str | None = None
     notifications_topic_arn: str | None = None
     notifications_topic_name: str | None = None
-    secrets_prefix: str
     admin_token_sha256: str | None = None
     admin_token_secret: str | None = None
     public_base_url: str | None = None
     allow_loopback_integrators: bool = False
-    dispatch_max_attempts: int = Field(default=5, ge=1, le=50)
+    dispatch_max_attempts: int = 5
     dispatch_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0, 300.0)
     dispatch_connect_timeout: float = 3.05
     partial_batch_response: bool = False
-    circuit_failure_threshold: int = Field(default=5, ge=1, le=1000)
-    circuit_cooldown_seconds: float = Field(default=30.0, gt=0, le=900)
-    circuit_disable_after_seconds: float = Field(default=86400.0, gt=0)
+    circuit_failure_threshold: int = 5
+    circuit_cooldown_seconds: float = 30.0
+    circuit_disable_after_seconds: float = 86400.0
     sweeper_grace_seconds: int = 60
     idempotency_ttl_seconds: int = 24 * 3600
     attempt_ttl_days: int = 30
 
-    @field_validator("dispatch_retry_delays", mode="before")
     @classmethod
-    def _split_delays(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(float(part) for part in value.split(",") if part.strip())
-        return value
-
-    @model_validator(mode="after")
-    def _queue_and_topic_named(self) -> Settings:
-        # `chalice deploy` stages carry names (account-free); the packaged template passes the URL and ARN.
-        if not (self.orders_queue_url or self.orders_queue_name):
-            raise ValueError("set ORDERS_QUEUE_URL or ORDERS_QUEUE_NAME")
-        if not (self.notifications_topic_arn or self.notifications_topic_name):
-            raise ValueError("set NOTIFICATIONS_TOPIC_ARN or NOTIFICATIONS_TOPIC_NAME")
-        return self
+    def model_validate(cls, values: Mapping[str, object]) -> Settings:
+        """Typed settings from raw values (text from the environment, or already typed); kept under pydantic's
+        name so callers did not change. Raises ConfigurationError naming every bad field."""
+        problems: list[tuple[str, str]] = []
+        typed: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name not in values or values[spec.name] is None:
+                if spec.default is MISSING:
+                    problems.append((spec.name, "Field required"))
+                continue
+            try:
+                typed[spec.name] = _convert(spec.name, values[spec.name])
+            except ValueError as exc:
+                problems.append((spec.name, str(exc)))
+        if not problems:
+            if not (typed.get("orders_queue_url") or typed.get("orders_queue_name")):
+                # `chalice deploy` stages carry names (account-free); the packaged template passes the URL and ARN.
+                problems.append(("", "set ORDERS_QUEUE_URL or ORDERS_QUEUE_NAME"))
+            if not (typed.get("notifications_topic_arn") or typed.get("notifications_topic_name")):
+                problems.append(("", "set NOTIFICATIONS_TOPIC_ARN or NOTIFICATIONS_TOPIC_NAME"))
+        if problems:
+            raise ConfigurationError(
+                "order-relay is misconfigured: "
+                + ", ".join(f"{_ENV.get(name, (name or 'settings',))[0]}: {message}" for name, message in problems)
+            )
+        return cls(**typed)
 
     def retry_delay(self, attempt: int) -> float:
         """Base delay before attempt `attempt + 1`; the last configured delay repeats."""
         delays = self.dispatch_retry_delays or (0.0,)
         return delays[min(attempt - 1, len(delays) - 1)]
 
+
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+# Bounds of the numeric settings: (lowest, highest, lowest excluded).
+_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
+    "dispatch_max_attempts": (1, 50, False),
+    "circuit_failure_threshold": (1, 1000, False),
+    "circuit_cooldown_seconds": (0, 900, True),
+    "circuit_disable_after_seconds": (0, None, True),
+}
+
+
+def _convert(name: str, raw: object) -> object:
+    """One raw value as its field's type; ValueError says what is wrong."""
+    kind = _KINDS[name]
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ValueError("Input should be a valid string")
+        return raw
+    if kind is bool:
+        return _boolean(raw)
+    if kind is tuple:
+        parts = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(parts, list | tuple):
+            raise ValueError("Input should be a valid tuple")
+        return tuple(_number(float, part) for part in parts if not isinstance(part, str) or part.strip())
+    value = _number(int if kind is int else float, raw)
+    low, high, exclusive = _BOUNDS.get(name, (None, None, False))
+    if low is not None and (value <= low if exclusive else value < low):
+        raise ValueError(f"Input should be greater than {'' if exclusive else 'or equal to '}{low}")
+    if high is not None and value > high:
+        raise ValueError(f"Input should be less than or equal to {high}")
+    return value
+
+
+def _boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError("Input should be a valid boolean")
+
+
+def _number(kind: type[int] | type[float], raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"Input should be a valid {'integer' if kind is int else 'number'}")
+    try:
+        value = kind(raw.strip() if isinstance(raw, str) else raw)
+    except ValueError:
+        raise ValueError(f"Input should be a valid {'integer' if kind is int else 'number'}") from None
+    if kind is int and isinstance(raw, float) and raw != value:
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+# Each field's kind, from its annotation (text under `from __future__ import annotations`); the rest are text.
+_KIND_OF: dict[str, type] = {"bool": bool, "int": int, "float": float, "tuple[float, ...]": tuple}
+_KINDS: dict[str, type] = {spec.name: _KIND_OF.get(str(spec.type), str) for spec in fields(Settings)}
 
 _ENV = {
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
@@ -113,14 +189,7 @@ def get_settings() -> Settings:
                 values[field] = value
                 break
     values["admin_token_sha256"] = _admin_token_hash()
-    try:
-        return Settings.model_validate(values)
-    except ValidationError as exc:
-        problems = ", ".join(
-            f"{_ENV.get(str(err['loc'][0]), (err['loc'][0],))[0] if err['loc'] else 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigurationError(f"order-relay is misconfigured: {problems}") from exc
+    return Settings.model_validate(values)
 
 
 def reset_settings() -> None:

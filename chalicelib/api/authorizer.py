@@ -9,11 +9,11 @@ from chalicelib.observability import logger
 
 
 def authorize(raw_header: str) -> AuthResponse:
-    from chalicelib import tokens  # deferred: only the authorizer function pays for token storage
+    from chalicelib import bearer  # deferred: only the authorizer function pays for token storage
 
     scheme, _, token = (raw_header or "").partition(" ")
-    principal = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" and token else None
+    principal = bearer.authenticate(token.strip()) if scheme.lower() == "bearer" and token else None
     if principal is None:
-        logger.info("token refused", extra={"token_id": tokens.token_id_hint(token.strip())})
+        logger.info("token refused", extra={"token_id": bearer.token_id_hint(token.strip())})
         return deny()
     return allow(principal)

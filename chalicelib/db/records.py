@@ -1,7 +1,8 @@
 """pynamodb table models. They never leave `chalicelib.db`: the repository turns them into domain objects.
 
 Table names come from settings, so the classes are bound at first use (`bind_tables`) rather than
-at import, when a Lambda's stage variables may not be set yet.
+at import, when a Lambda's stage variables may not be set yet. Every model sends through the process's one DynamoDB
+client (chalicelib/aws.py), where pynamodb would build a client per model: five on a dispatcher's cold start.
 """
 
 from __future__ import annotations
@@ -15,12 +16,25 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.connection.table import TableConnection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib.aws import client
 from chalicelib.settings import Settings
 
 UNBOUND = "unbound-table"
+
+
+class Record(Model):
+    """Base of every table model: sends through the shared DynamoDB client. Each model keeps its own pynamodb
+    connection (it holds the table's schema); only the botocore client under it is shared, and it is thread-safe."""
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        table = super()._get_connection()
+        table.connection._client = client("dynamodb")
+        return table
 
 
 class _OrderIndex(GlobalSecondaryIndex["OrderRecord"]):
@@ -100,7 +114,7 @@ class OutboxIndex(GlobalSecondaryIndex["OrderRecord"]):
     outbox_at = UnicodeAttribute(range_key=True)
 
 
-class OrderRecord(Model):
+class OrderRecord(Record):
     class Meta:
         table_name = UNBOUND
 
@@ -136,7 +150,7 @@ class OrderRecord(Model):
     by_seller_overdue = BySellerOverdueIndex()
 
 
-class TokenRecord(Model):
+class TokenRecord(Record):
     """An API token: the public id is the key, only the SHA-256 of the secret part is stored."""
 
     class Meta:
@@ -151,7 +165,7 @@ class TokenRecord(Model):
     revoked_at = UnicodeAttribute(null=True)
 
 
-class IntegratorRecord(Model):
+class IntegratorRecord(Record):
     """Integrator configuration without secrets; those live in Secrets Manager under `secret_name`."""
 
     class Meta:
@@ -187,7 +201,7 @@ class ByIntegratorStatusIndex(GlobalSecondaryIndex["DeliveryRecord"]):
     updated_at = UnicodeAttribute(range_key=True)
 
 
-class DeliveryRecord(Model):
+class DeliveryRecord(Record):
     """Where one order stands with one integrator (`sk = state#<integrator>`)."""
 
     class Meta:
@@ -231,7 +245,7 @@ class DeliveryRecord(Model):
     by_integrator_status = ByIntegratorStatusIndex()
 
 
-class AttemptRecord(Model):
+class AttemptRecord(Record):
     """One HTTP attempt (`sk = attempt#<time>#<integrator>#<n>`), expired by TTL after the retention period."""
 
     class Meta:
@@ -295,8 +309,8 @@ def ensure_bound() -> None:
 
 
 def warm_connections(*models: type[Model]) -> None:
-    """Create the models' DynamoDB clients on this thread before fanning out: otherwise every worker thread of a
-    cold container races to build its own client (each ~50 ms of botocore set-up)."""
+    """Build the shared DynamoDB client and the models' connections on this thread before fanning out, so the
+    worker threads of a cold container find them made."""
     ensure_bound()
     for model in models:
-        model._get_connection().connection.client  # noqa: B018 - building the client is the point
+        model._get_connection()

@@ -1,5 +1,5 @@
-"""Integrator secrets in Secrets Manager, read through Powertools Parameters with a cache; and how they are
-masked whenever they are shown.
+"""Integrator secrets in Secrets Manager, read through the shared client with a cache (chalicelib/aws.py); and how
+they are masked whenever they are shown.
 
 Every registration and every rotation writes a secret under a name of its own (`.../integrators/<name>/<id>`),
 and the configuration row points at it (`secret_name`). So a write that loses its conditional update (409)
@@ -25,30 +25,30 @@ def new_secret_name(name: str) -> str:
 def write(secret_name: str, value: dict[str, Any]) -> None:
     from aws_lambda_powertools.utilities import parameters
 
+    from chalicelib.aws import forget_secret
+
     parameters.set_secret(secret_name, json.dumps(value))
-    parameters.clear_caches()
+    forget_secret(secret_name)
 
 
 def read(secret_name: str, *, fresh: bool = False) -> dict[str, Any]:
     """`{"auth": {...secret auth fields}, "callback_secrets": [...]}`, cached CACHE_SECONDS unless `fresh`."""
-    from aws_lambda_powertools.utilities import parameters
+    from chalicelib.aws import secret_text
 
-    value = parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS, force_fetch=fresh)
+    value = json.loads(secret_text(secret_name, max_age=CACHE_SECONDS, fresh=fresh))
     return value if isinstance(value, dict) else {}
 
 
 def delete(secret_name: str, *, recoverable: bool = True) -> None:
     """Recoverable for 7 days when an integrator is removed (an admin's mistake can be undone); at once for a
     secret that never became current (its conditional write lost) or was replaced by a rotation."""
-    from aws_lambda_powertools.utilities import parameters
-
-    from chalicelib.aws import secretsmanager
+    from chalicelib.aws import forget_secret, secretsmanager
 
     if recoverable:
         secretsmanager().delete_secret(SecretId=secret_name, RecoveryWindowInDays=7)
     else:
         secretsmanager().delete_secret(SecretId=secret_name, ForceDeleteWithoutRecovery=True)
-    parameters.clear_caches()
+    forget_secret(secret_name)
 
 
 def discard(secret_name: str) -> None:
