@@ -92,6 +92,7 @@ class DeliveryState(BaseModel):
     ack_due_at: str | None = None
     acked_at: str | None = None
     waiting_job: dict[str, Any] | None = None  # the DeliveryJob to resume when the wait is over
+    waiting_rank: int | None = None  # attempt * 1000 + resume of waiting_job: a park never goes back to an older job
     # The job the row was last claimed for, as [round, attempt, resume], and until when that claim holds (the
     # claiming invocation's end): a redelivered job is a no-op, a concurrent duplicate waits, a crashed one reruns.
     run: list[int] | None = None
@@ -124,6 +125,7 @@ class DeliveryState(BaseModel):
                 "revision",
                 "order_id",
                 "waiting_job",
+                "waiting_rank",
                 "run",
                 "claimed_until",
                 "callback_answers",
