@@ -168,10 +168,10 @@ def usage_now(life: Life) -> Usage:
 
 def usage_floor(now: Usage, life: Life) -> Usage:
     """The floor's usage: order writes create 1 + dispatched 1 + 5 moving callbacks; delivery-row writes 3 outcomes
-    + 6 callbacks; reads: the dispatch's order and the non-moving callback's order; Lambda time scaled by the
-    requests left (floor over measured)."""
+    + 6 callbacks; reads: the authorizer's token, the dispatch's order and the non-moving callback's order; Lambda
+    time scaled by the requests left (floor over measured)."""
     scale = _per_life_floor(life) / max(1, life.total())
-    return Usage(7, now.lambda_invocations, now.gb_seconds * scale, 7, 9, 0, 2, 2, 6, 0)
+    return Usage(7, now.lambda_invocations, now.gb_seconds * scale, 7, 9, 0, 3, 2, 6, 0)
 
 
 # --- console ---------------------------------------------------------------------------------------------------
