@@ -246,13 +246,14 @@ def delete_integrator(name: str) -> None:
 #
 # The dispatcher needs every integrator for each batch and a callback needs its integrator's secrets: read from
 # DynamoDB and Secrets Manager each time, that was a Scan per batch and a GetItem per callback. They are kept for
-# `secrets.CACHE_SECONDS` (as the secrets already were). What that allows, knowingly: a change made through the API
-# in another container (disabled, deleted, a new URL or auth) reaches this one within CACHE_SECONDS, so a disabled
-# or deleted integrator stops receiving within that time, not at once. A change made in this container drops the
-# integrator from the cache at once; an integrator cached as disabled is read again when asked for alone (so the
-# drain that follows enabling it resumes at once); a callback whose signature fails re-reads its secrets fresh
-# (a just-rotated callback secret works at once).
+# CACHE_SECONDS (one minute, like API Gateway's cache of a token; secret values for `secrets.CACHE_SECONDS`).
+# What that allows, knowingly: a change made through the API in another container (disabled, deleted, a new URL
+# or auth) reaches this one within CACHE_SECONDS, so a disabled or deleted integrator stops receiving within that
+# time, not at once. A change made in this container drops the integrator from the cache at once; an integrator
+# cached as disabled is read again when asked for alone (so the drain that follows enabling it resumes at once);
+# a callback whose signature fails re-reads its secrets fresh (a just-rotated callback secret works at once).
 
+CACHE_SECONDS = 60.0
 _lock = threading.Lock()
 _by_name: dict[str, tuple[float, Integrator]] = {}
 _everyone: tuple[float, list[Integrator]] | None = None
@@ -260,7 +261,7 @@ _generation = 0  # bumped by every `forget`: a read that started before it is no
 
 
 def _fresh(loaded_at: float) -> bool:
-    return time.monotonic() - loaded_at < secrets.CACHE_SECONDS
+    return time.monotonic() - loaded_at < CACHE_SECONDS
 
 
 def forget(name: str | None = None) -> None:
