@@ -102,7 +102,7 @@ def _create_all(api: str, token: str, orders: int, clients: int) -> tuple[list[t
             local.http = requests.Session()
             local.http.headers["Authorization"] = f"Bearer {token}"
         started = time.monotonic()
-        for _ in range(5):  # a refused connection under load is retried with the same Idempotency-Key
+        for _ in range(5):  # a refused or timed-out create under load is retried with the same key
             try:
                 response = local.http.post(
                     f"{api}/api/v1/orders",
@@ -111,8 +111,8 @@ def _create_all(api: str, token: str, orders: int, clients: int) -> tuple[list[t
                     timeout=30,
                 )
                 break
-            except requests.ConnectionError:
-                continue
+            except (requests.ConnectionError, requests.Timeout):
+                continue  # as a real till would: the Idempotency-Key makes the repeat safe
         else:
             raise RuntimeError(f"order {n} could not be created")
         response.raise_for_status()
