@@ -221,6 +221,12 @@ def serve_api(app: Any, port: int) -> Any:
     return server
 
 
+# Lambda ends an invocation at its timeout; this process cannot stop a batch that overruns on a loaded machine. The
+# dispatcher's delivery claims last until the invocation's end, so the local context reports the queue's longest
+# visibility timeout: a claim outlives any local batch and a slow batch is never sent twice.
+LOCAL_TIMEOUT = 900
+
+
 def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
     """ORDER_RELAY_POLLERS pollers (default 1) per SQS handler on the app object, as Lambda runs concurrent
     invocations of one event source: a new handler needs no change here."""
@@ -236,7 +242,9 @@ def run_pollers(app: Any, stop: threading.Event) -> list[threading.Thread]:
         def loop(url: str = url, name: str = source.name) -> None:
             while not stop.is_set():
                 try:
-                    result = poll_once(app, sqs, url, handler_name=name, wait_seconds=1, region=REGION)
+                    result = poll_once(
+                        app, sqs, url, handler_name=name, wait_seconds=1, region=REGION, timeout_seconds=LOCAL_TIMEOUT
+                    )
                 except Exception as exc:  # noqa: BLE001 - keep the stack up, say what happened
                     if not stop.is_set():
                         say("poller", f"{name}: {exc}", "red")

@@ -69,12 +69,13 @@ def run_batch(
     messages: list[dict[str, Any]],
     queue_arn: str,
     region: str,
+    timeout_seconds: int = 60,
 ) -> BatchResult:
     """Invoke the handler with one batch and settle it as Lambda would."""
     result = BatchResult(received=len(messages))
     event = to_lambda_event(messages, queue_arn, region)
     try:
-        response = app.handler_map[handler_name](event, lambda_context(handler_name))
+        response = app.handler_map[handler_name](event, lambda_context(handler_name, timeout_seconds))
     except Exception:  # noqa: BLE001 - a crashed invocation: nothing is deleted, everything comes back
         result.crashed = True
         result.failed_ids = [m["MessageId"] for m in messages]
@@ -103,7 +104,9 @@ def poll_once(
     batch_size: int | None = None,
     wait_seconds: int = 0,
     region: str = "us-east-1",
+    timeout_seconds: int = 60,
 ) -> BatchResult:
+    """Receive one batch and run it; `timeout_seconds` is the invocation's remaining time as its context says."""
     source = (
         sqs_event_sources(app)[0]
         if handler_name is None
@@ -119,7 +122,7 @@ def poll_once(
     ).get("Messages", [])
     if not messages:
         return BatchResult()
-    return run_batch(app, source.name, sqs, queue_url, messages, attrs["QueueArn"], region)
+    return run_batch(app, source.name, sqs, queue_url, messages, attrs["QueueArn"], region, timeout_seconds)
 
 
 def drain(

@@ -162,7 +162,6 @@ def run(orders: int, clients: int, drain_timeout: float, state_dir: Path) -> dic
     names = [p.name for p in partners]
     env = {
         "DISPATCH_RETRY_DELAYS": "1,1,2,2",
-        "SWEEPER_GRACE_SECONDS": "5",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "ORDER_RELAY_POLLERS": "4",
         # The flaky partner can open its circuit now and then (5 failures in a row): a short cooldown keeps the
