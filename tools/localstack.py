@@ -93,7 +93,9 @@ def claim_lock(directory: Path) -> Path:
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        # moto's server with its transactions' rollback kept to the items they name (see tools/moto_server.py).
+        [sys.executable, "-m", "tools.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -112,7 +112,6 @@ def poll_once(
         if handler_name is None
         else next(s for s in sqs_event_sources(app) if s.name == handler_name)
     )
-    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
     messages = sqs.receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=min(10, batch_size or source.batch_size),
@@ -122,7 +121,19 @@ def poll_once(
     ).get("Messages", [])
     if not messages:
         return BatchResult()
-    return run_batch(app, source.name, sqs, queue_url, messages, attrs["QueueArn"], region, timeout_seconds)
+    return run_batch(app, source.name, sqs, queue_url, messages, queue_arn(sqs, queue_url), region, timeout_seconds)
+
+
+_arns: dict[str, str] = {}
+
+
+def queue_arn(sqs: Any, queue_url: str) -> str:
+    """The queue's ARN, asked once per URL (moto computes every attribute of the queue, walking all its messages,
+    to answer this: on a 2,000-message backlog that was the local stack's costliest request)."""
+    if queue_url not in _arns:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+        _arns[queue_url] = attributes["QueueArn"]
+    return _arns[queue_url]
 
 
 def drain(

@@ -88,6 +88,11 @@ class Partner:
             self.server.server_close()
 
 
+def progress(text: str) -> None:
+    """A line on stderr now and then: a 2,000-order run takes a quarter of an hour or more."""
+    print(f"soak: {text}", file=sys.stderr, flush=True)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
@@ -96,13 +101,15 @@ def percentile(values: list[float], share: float) -> float:
 def _create_all(api: str, token: str, orders: int, clients: int) -> tuple[list[tuple[str, float]], list[float], float]:
     """(order id, monotonic time created) for every order, the create latencies, and the seconds it took."""
     local = threading.local()
+    created = Counter[str]()
+    created_lock = threading.Lock()
 
     def create(n: int) -> tuple[str, float, float]:
         if not hasattr(local, "http"):
             local.http = requests.Session()
             local.http.headers["Authorization"] = f"Bearer {token}"
         started = time.monotonic()
-        for _ in range(5):  # a refused or timed-out create under load is retried with the same key
+        for _ in range(30):  # a refused, timed-out or still-running create is repeated with the same key
             try:
                 response = local.http.post(
                     f"{api}/api/v1/orders",
@@ -110,13 +117,20 @@ def _create_all(api: str, token: str, orders: int, clients: int) -> tuple[list[t
                     headers={"Idempotency-Key": f"soak-{n}"},
                     timeout=30,
                 )
-                break
             except (requests.ConnectionError, requests.Timeout):
                 continue  # as a real till would: the Idempotency-Key makes the repeat safe
+            if response.status_code == 409 and "in progress" in response.text:
+                time.sleep(1.0)  # our timed-out first try is still running; its answer comes back on a repeat
+                continue
+            break
         else:
             raise RuntimeError(f"order {n} could not be created")
         response.raise_for_status()
         done = time.monotonic()
+        with created_lock:
+            created["orders"] += 1
+            if created["orders"] % 250 == 0:
+                progress(f"{created['orders']} of {orders} orders created")
         return str(response.json()["id"]), done, done - started
 
     began = time.monotonic()
@@ -130,8 +144,13 @@ def _deliveries(api: str, token: str, order_ids: list[str], clients: int) -> dic
     http.headers["Authorization"] = f"Bearer {token}"
 
     def read(order_id: str) -> tuple[str, dict[str, dict[str, Any]]]:
-        body = http.get(f"{api}/api/v1/orders/{order_id}", timeout=30).json()
-        return order_id, {d["integrator"]: d for d in body["deliveries"]}
+        for _ in range(5):  # a read that times out under load is simply asked again
+            try:
+                body = http.get(f"{api}/api/v1/orders/{order_id}", timeout=30).json()
+                return order_id, {d["integrator"]: d for d in body["deliveries"]}
+            except (requests.ConnectionError, requests.Timeout):
+                continue
+        return order_id, {}  # still pending: the drain loop asks again on its next round
 
     with ThreadPoolExecutor(max_workers=clients) as pool:
         return dict(pool.map(read, order_ids))
@@ -187,6 +206,7 @@ def run(orders: int, clients: int, drain_timeout: float, state_dir: Path) -> dic
             deadline = creates_done + drain_timeout
             pending = set(order_ids)
             states: dict[str, dict[str, dict[str, Any]]] = {}
+            told = creates_done
             while pending and time.monotonic() < deadline:
                 # Only orders the partners say are done are read back (reading all 2,000 every second would be
                 # most of the stack's load): accepted by all three, or refused by the flaky one attempts times.
@@ -197,6 +217,9 @@ def run(orders: int, clients: int, drain_timeout: float, state_dir: Path) -> dic
                     states.update(found)
                     pending -= {oid for oid, s in found.items() if _settled(s, names)}
                 if pending:
+                    if time.monotonic() - told >= 30:
+                        told = time.monotonic()
+                        progress(f"{len(pending)} orders not settled yet")
                     pause.wait(1.0)
             drain_seconds = time.monotonic() - creates_done
             return _verdict(partners, created, states, pending, latencies, create_seconds, drain_seconds)
