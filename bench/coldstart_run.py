@@ -10,12 +10,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.coldstart import rest_event
-from bench.stack import REGION, api_client, call, stack
+from bench.stack import REGION, api_client, call, register_partners, signed, stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,18 +83,6 @@ def _import_costs(stderr: str) -> dict[str, float]:
     return costs
 
 
-def _sign(secret: str, msg_id: str, body: str) -> dict[str, str]:
-    import standardwebhooks
-
-    moment = datetime.now(UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": standardwebhooks.Webhook(secret).sign(msg_id, moment, body),
-        "content-type": "application/json",
-    }
-
-
 def _profile(spec: dict[str, Any], tmp: Path, out: Path, name: str) -> None:
     """One more cold start under cProfile, its stats kept as `<out>/<function>.prof` (read with pstats/snakeviz)."""
     import shutil
@@ -113,7 +100,7 @@ def measure(runs: int = 15, profile_to: Path | None = None) -> list[ColdStart]:
     """Cold starts of every function against their floors; with `profile_to`, one profiled cold start each too."""
     import boto3
 
-    from tests.support.fake_integrator import FakeIntegrator, Reply
+    from tests.support.fake_integrator import FakeIntegrator
     from tools.localstack import example_order
     from tools.poller import to_lambda_event
 
@@ -123,16 +110,7 @@ def measure(runs: int = 15, profile_to: Path | None = None) -> list[ColdStart]:
         import app as application
 
         with api_client(application.app, tmp) as client:
-            secrets = {}
-            for name in ("food-ordering", "delivery", "loyalty"):
-                fake.default(f"/{name}", Reply(200, json={"ok": True}))
-                made = call(
-                    client,
-                    "POST",
-                    "/api/v1/integrators",
-                    {"name": name, "url": fake.url(f"/{name}"), "auth": {"type": "none"}},
-                )
-                secrets[name] = made.json_body["callback_secret"]
+            secrets = register_partners(client, fake, ("food-ordering", "delivery", "loyalty"))
             issued = call(client, "POST", "/api/v1/tokens", {"role": "seller", "seller_id": "s-1"}).json_body
             seller = {"role": "seller", "token_id": issued["id"], "seller_id": "s-1", "principalId": issued["id"]}
             # One order (and so one queue message) per dispatcher run; the dispatched orders feed the callbacks.
@@ -172,7 +150,10 @@ def measure(runs: int = 15, profile_to: Path | None = None) -> list[ColdStart]:
 
         def callback_spec(n: int) -> dict[str, Any]:
             body = json.dumps({"order_id": order_ids[n], "status": "accepted"})
-            headers = _sign(secrets["food-ordering"], f"cb_cold_{n}_{time.monotonic_ns()}", body)
+            headers = {
+                **signed(secrets["food-ordering"], f"cb_cold_{n}_{time.monotonic_ns()}", body),
+                "content-type": "application/json",
+            }
             event = rest_event(
                 "POST",
                 "/api/v1/callbacks/{integrator}",

@@ -13,12 +13,11 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.aws_requests import AwsRequest, RequestLog, recording
-from bench.stack import ADMIN_TOKEN, REGION, api_client, call, stack
+from bench.stack import ADMIN_TOKEN, REGION, api_client, call, register_partners, signed, stack
 
 ORDERS = "/api/v1/orders"
 INTEGRATORS = ("food-ordering", "delivery", "loyalty")
@@ -97,18 +96,6 @@ def _split(name: str, log: RequestLog, env: dict[str, str]) -> list[Step]:
     return steps
 
 
-def _sign(secret: str, msg_id: str, body: bytes) -> dict[str, str]:
-    import standardwebhooks
-
-    moment = datetime.now(UTC)
-    signature = standardwebhooks.Webhook(secret).sign(msg_id, moment, body.decode())
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": signature,
-    }
-
-
 def _threads(log: RequestLog) -> dict[str, int]:
     """Requests per kind of worker thread (names are the dispatcher's; informative only)."""
     found: Counter[str] = Counter()
@@ -148,7 +135,7 @@ def one_life(label: str, client: Any, app: Any, env: dict[str, str], secrets: di
 
     for n, (integrator, status) in enumerate(CALLBACKS, 1):
         body = json.dumps({"order_id": order_id, "status": status}).encode()
-        headers = _sign(secrets[integrator], f"cb_{label}_{n}_{time.monotonic_ns()}", body)
+        headers = signed(secrets[integrator], f"cb_{label}_{n}_{time.monotonic_ns()}", body)
         started = time.perf_counter()
         with recording() as log:
             answer = call(client, "POST", f"/api/v1/callbacks/{integrator}", body, token=None, **headers)
@@ -228,7 +215,7 @@ class Lives:
 
 
 def measure() -> Lives:
-    from tests.support.fake_integrator import FakeIntegrator, Reply
+    from tests.support.fake_integrator import FakeIntegrator
     from tools.caches import reset_all
 
     with stack() as env, FakeIntegrator() as fake, tempfile.TemporaryDirectory() as tmp:
@@ -236,17 +223,7 @@ def measure() -> Lives:
 
         app = application.app
         with api_client(app, Path(tmp)) as client:
-            secrets: dict[str, str] = {}
-            for name in INTEGRATORS:
-                fake.default(f"/{name}", Reply(200, json={"ok": True}))
-                made = call(
-                    client,
-                    "POST",
-                    "/api/v1/integrators",
-                    {"name": name, "url": fake.url(f"/{name}"), "auth": {"type": "none"}},
-                )
-                assert made.status_code == 201, made.body
-                secrets[name] = made.json_body["callback_secret"]
+            secrets = register_partners(client, fake, INTEGRATORS)
             token = call(client, "POST", "/api/v1/tokens", {"role": "seller", "seller_id": "s-1"})
             seller = token.json_body["token"]
 

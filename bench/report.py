@@ -538,7 +538,7 @@ them and what the code does now. Module and function names are those of `main` n
 | --- | --- | --- | --- | ---: |
 | 1 | every delivery | `PutItem` + `UpdateItem` on the idempotency table (`run_once(_attempt, ...)`) | no idempotency record: the delivery is claimed on its state row (`dispatch/delivery.py` `_claim`, a conditional write carrying the run), which is what makes a redelivered message a no-op | 6 |
 | 2 | every callback | `PutItem` + `UpdateItem` on the idempotency table (`run_once(_apply, ...)`) | `callbacks.py` `_apply`: the webhook id and its answer are kept on the delivery row (`callback_answers`), written by the row's own conditional write; a repeated id is answered from the row | 12 |
-| 3 | every notification | `PutItem` + `UpdateItem` on the idempotency table | `notify_winner`: only the winner of the conditional status write publishes, directly | 12 |
+| 3 | every notification | `PutItem` + `UpdateItem` on the idempotency table | `notify(winner=True)`: only the winner of the conditional status write publishes, directly | 12 |
 | 4 | every delivery | `GetItem` of the integrator | the `Integrator` the batch loaded is passed to `deliver` | 3 |
 | 5 | every delivery | `GetItem` of the order | `dispatch/order_events.py` `handle_order_event` reads the order once for all deliveries | 3 |
 | 6 | every delivery | `GetItem` before the claim | the state rows from one `list_states` Query, their revision as the claim's condition (re-read only on a conflict) | 3 |
@@ -565,7 +565,7 @@ Measured now, first step of each kind (warm containers):
   attempt line, still one request), the `dispatched` write and the `DeleteMessageBatch`, the code makes:
   the `Query` of the order's state rows (`handle_order_event` -> `list_states`: it decides per integrator whether
   the event still needs sending, supersedes unsent creates of a cancelled order, and gives each claim its
-  revision); one claim `PutItem` per integrator before the POST (`delivery._claim`: marks the delivery in flight
+  revision); one claim `PutItem` per integrator before the POST (`claims.claim`: marks the delivery in flight
   with its run and `claimed_until`, so a crash mid-POST shows and a redelivered message does not POST in parallel);
   and one health-counter `UpdateItem` (ADD) per integrator and batch-minute (`dispatch/health_tally.py` `flush`,
   a tenth of a request per order in full batches, a whole one in the one-order batches measured here). Dropping

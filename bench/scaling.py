@@ -13,12 +13,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.aws_requests import recording
-from bench.stack import REGION, api_client, call, stack
+from bench.stack import REGION, api_client, call, register_partners, signed, stack
 
 SIZES = (1_000, 3_000) if os.environ.get("BENCH_QUICK") else (1_000, 50_000)
 ORDERS_PER_SIZE = 3  # the dispatched-status race between delivery threads varies a dispatch by a request or two
@@ -63,21 +62,10 @@ def _fill(table: str, template: dict[str, Any], old: str, start: int, stop: int)
         list(pool.map(write, range(start, stop, 25)))
 
 
-def _sign(secret: str, msg_id: str, body: bytes) -> dict[str, str]:
-    import standardwebhooks
-
-    moment = datetime.now(UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": standardwebhooks.Webhook(secret).sign(msg_id, moment, body.decode()),
-    }
-
-
 def measure() -> list[Scale]:
     import boto3
 
-    from tests.support.fake_integrator import FakeIntegrator, Reply
+    from tests.support.fake_integrator import FakeIntegrator
     from tools.localstack import example_order
     from tools.poller import poll_once
 
@@ -88,16 +76,7 @@ def measure() -> list[Scale]:
         app = application.app
         sqs = boto3.client("sqs", region_name=REGION)
         with api_client(app, Path(tmp)) as client:
-            secrets = {}
-            for name in ("food-ordering", "delivery", "loyalty"):
-                fake.default(f"/{name}", Reply(200, json={"ok": True}))
-                made = call(
-                    client,
-                    "POST",
-                    "/api/v1/integrators",
-                    {"name": name, "url": fake.url(f"/{name}"), "auth": {"type": "none"}},
-                )
-                secrets[name] = made.json_body["callback_secret"]
+            secrets = register_partners(client, fake, ("food-ordering", "delivery", "loyalty"))
             first = call(client, "POST", "/api/v1/orders", json.loads(example_order())).json_body["id"]
             poll_once(app, sqs, env["ORDERS_QUEUE_URL"])
             template = boto3.client("dynamodb", region_name=REGION).get_item(
@@ -118,7 +97,7 @@ def measure() -> list[Scale]:
                     polling = sum(1 for r in log.requests if r.operation in ("ReceiveMessage", "GetQueueAttributes"))
                     dispatch.append(Cost(log.total - polling, log.items_read))
                     body = json.dumps({"order_id": order_id, "status": "accepted"}).encode()
-                    headers = _sign(secrets["food-ordering"], f"cb_scale_{size}_{n}", body)
+                    headers = signed(secrets["food-ordering"], f"cb_scale_{size}_{n}", body)
                     with recording() as log:
                         answer = call(client, "POST", "/api/v1/callbacks/food-ordering", body, token=None, **headers)
                     assert answer.status_code == 200, answer.body

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,30 @@ def call(client: Any, method: str, path: str, body: Any = None, token: str | Non
         all_headers["Authorization"] = f"Bearer {token}"
     data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
     return client.http.request(method, path, headers=all_headers, body=data)
+
+
+def register_partners(client: Any, fake: Any, names: tuple[str, ...]) -> dict[str, str]:
+    """Register one always-200 integrator per name on the fake partner; returns each one's callback secret."""
+    from tests.support.fake_integrator import Reply
+
+    secrets: dict[str, str] = {}
+    for name in names:
+        fake.default(f"/{name}", Reply(200, json={"ok": True}))
+        body = {"name": name, "url": fake.url(f"/{name}"), "auth": {"type": "none"}}
+        made = call(client, "POST", "/api/v1/integrators", body)
+        assert made.status_code == 201, made.body
+        secrets[name] = made.json_body["callback_secret"]
+    return secrets
+
+
+def signed(secret: str, msg_id: str, body: str | bytes) -> dict[str, str]:
+    """Standard Webhooks headers for a callback, signed now (a library the service does not use, as a partner)."""
+    import standardwebhooks
+
+    moment = datetime.now(UTC)
+    text = body.decode() if isinstance(body, bytes) else body
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": standardwebhooks.Webhook(secret).sign(msg_id, moment, text),
+    }

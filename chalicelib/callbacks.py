@@ -22,7 +22,7 @@ from chalicelib.domain.identifiers import Identifier
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, PayloadTooLarge, Unauthorized
-from chalicelib.integrators import registry
+from chalicelib.integrators import cache
 from chalicelib.integrators.signing import SignatureError, verify
 from chalicelib.notifications import publisher
 from chalicelib.observability import count, logger
@@ -53,14 +53,14 @@ class CallbackRequest(BaseModel):
 
 
 def _secrets_verify(integrator: str, headers: dict[str, str], body: bytes) -> str:
-    secrets = registry.callback_secrets(integrator)
+    secrets = cache.callback_secrets(integrator)
     if secrets is None:
         raise NotFound(f"integrator {integrator} not found")
     try:
         return verify(secrets, headers, body)
     except SignatureError as first:
         # The secret may have been rotated since this container cached it: look once more, uncached.
-        fresh = registry.callback_secrets(integrator, fresh=True) or []
+        fresh = cache.callback_secrets(integrator, fresh=True) or []
         if fresh != secrets:
             try:
                 return verify(fresh, headers, body)
@@ -194,12 +194,13 @@ def _decide(
         current = changed or order
         if did_move and changed is not None:
             moved.append(changed)
-            publisher.notify_winner(
+            publisher.notify(
                 changed,
                 f"order.{known.value}",
                 MESSAGES[known.value],
                 key=known.value,
                 data={"integrator": integrator, "eta": update.eta},
+                winner=True,
             )
     return 200, {"order_id": order.id, "order_status": current.status, "applied": bool(moved)}, remote
 

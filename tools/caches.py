@@ -14,7 +14,7 @@ def reset_all() -> None:
     from chalicelib.db.records import unbind_tables
     from chalicelib.dispatch import authentication, circuit, health_tally
     from chalicelib.idempotency import reset_idempotency
-    from chalicelib.integrators import registry
+    from chalicelib.integrators import cache
     from chalicelib.settings import reset_settings
 
     reset_settings()
@@ -22,7 +22,7 @@ def reset_all() -> None:
     unbind_tables()
     reset_idempotency()
     parameters.clear_caches()
-    registry.forget()
+    cache.forget()
     authentication.tokens.clear()
     circuit.forget()
     health_tally.flush_discard()

@@ -10,6 +10,7 @@ redelivers it: every step is idempotent, so the records that succeeded are not s
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -20,10 +21,11 @@ from pydantic import ValidationError
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
 from chalicelib.dispatch import health_tally, waiting
 from chalicelib.dispatch.acknowledgement import handle_check
-from chalicelib.dispatch.delivery import claims_hold_until_end_of, handle_job
+from chalicelib.dispatch.claims import hold_until_end_of
+from chalicelib.dispatch.delivery import handle_job
 from chalicelib.dispatch.order_events import handle_order_event
 from chalicelib.domain.integrator import Integrator
-from chalicelib.integrators.registry import load_integrators
+from chalicelib.integrators.cache import load_integrators
 from chalicelib.messages import (
     AckCheck,
     DeliveryJob,
@@ -52,9 +54,13 @@ def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Run every record of the batch at once (each fans out to its integrators), then let Powertools batch
     processing collect the per-record outcomes into the partial-batch response."""
     records = event.get("Records", [])
-    claims_hold_until_end_of(context)
+    hold_until_end_of(context)
     integrators = _prepare()
-    futures: dict[str, Future[None]] = {r["messageId"]: _records.submit(handle_record, r, integrators) for r in records}
+    futures: dict[str, Future[None]] = {
+        # Each record's thread runs in a copy of this invocation's context (its claims' deadline).
+        r["messageId"]: _records.submit(contextvars.copy_context().run, handle_record, r, integrators)
+        for r in records
+    }
 
     def record_handler(record: SQSRecord) -> None:
         futures[record.message_id].result()

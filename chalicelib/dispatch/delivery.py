@@ -2,26 +2,24 @@
 attempt.
 
 Idempotent per (webhook id, round, attempt, resume) through the state row alone, with no idempotency record: the
-claim and the outcome are conditional writes of the row, which remembers the job it was claimed for (`run`) and
-until when that claim holds (`claimed_until`, the claiming invocation's end). A redelivered job whose outcome is
-recorded changes nothing; a duplicate arriving while the first copy is still sending fails its record (ClaimHeld),
-so the queue hands it over again later; a job whose invocation died is run again, with the same webhook-id."""
+claim (see `claims`) and the outcome are conditional writes of the row."""
 
 from __future__ import annotations
 
 import contextlib
 import random
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import NamedTuple
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
 from chalicelib.db import integrator_control as control
 from chalicelib.db import orders as order_store
-from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
+from chalicelib.db.concurrency import StaleWrite
 from chalicelib.dispatch import (
     acknowledgement,
     circuit,
+    claims,
     deadlines,
     outcomes,
     recording,
@@ -38,17 +36,13 @@ from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.integrators import payload
-from chalicelib.integrators.registry import load_integrator
+from chalicelib.integrators.cache import load_integrator
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
 
 # Outcomes of an attempt that never reached the integrator (nothing learned about it).
 NOT_SENT = frozenset({"skipped", "already_done", "superseded", Outcome.EXPIRED.value})
 REPLAYED = "replayed"  # this very job ran already (its outcome is recorded) and the row still waits on it
-
-# How long a claim holds when the invocation's end is not known (the dispatcher's Lambda timeout).
-CLAIM_SECONDS = 60.0
-_invocation_ends: datetime | None = None
 
 
 class RateLimited(Exception):
@@ -57,25 +51,6 @@ class RateLimited(Exception):
     def __init__(self, wait: float) -> None:
         super().__init__(f"rate limited for {wait:.2f} s")
         self.wait = wait
-
-
-class ClaimHeld(Exception):
-    """Another copy of this job is being sent right now (a duplicate message): fail this record, the queue hands
-    it over again after its visibility timeout, by when the first copy's outcome is recorded."""
-
-
-def claims_hold_until_end_of(context: Any) -> None:
-    """Claims made during this invocation hold until it ends: a duplicate after that may run (the claimer died)."""
-    global _invocation_ends
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    _invocation_ends = clock.utcnow() + timedelta(milliseconds=remaining()) if callable(remaining) else None
-
-
-def _claim_deadline() -> str:
-    now = clock.utcnow()
-    if _invocation_ends is not None and _invocation_ends > now:
-        return iso(_invocation_ends)
-    return iso(now + timedelta(seconds=CLAIM_SECONDS))
 
 
 def supersede(state: DeliveryState, reason: str) -> None:
@@ -134,8 +109,8 @@ def _expired_before_attempt(
         return False
     order = order if order is not None else order_store.get(job.order_id)
     try:
-        claimed = _claim(job, deliver_by, state) if order is not None else None
-    except ClaimHeld:
+        claimed = claims.claim(job, deliver_by, state) if order is not None else None
+    except claims.ClaimHeld:
         return True  # another copy of this job holds it: it expires it (nothing is sent either way)
     if order is not None and claimed is not None:
         expire(job, order, claimed, deliver_by)
@@ -203,7 +178,7 @@ def _claim_and_attempt(
     job: DeliveryJob, integrator: Integrator, state: DeliveryState | None, order: Order, admission: Admission
 ) -> str | None:
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
-    claimed = _claim(job, deliver_by, state)
+    claimed = claims.claim(job, deliver_by, state)
     if claimed is None:  # a duplicate, or a job overtaken: read the row again to tell what it should do
         seen = store.get_state(job.order_id, job.integrator)
         _resume_acknowledgement(job, seen)
@@ -218,13 +193,13 @@ def _claim_and_attempt(
     try:
         return _attempt(job, integrator, order, claimed, deliver_by, probe)
     except RateLimited as limited:  # over the limit: try again shortly, without spending an attempt
-        _release(claimed)
+        claims.release(claimed)
         count("DeliveryRateLimited")
         delay = limited.wait + random.uniform(0, 1)  # noqa: S311 - spreading, not security
         queue.send(job, delay_seconds=delay, correlation_id=job.correlation_id)
         return None
     except Exception:
-        _release(claimed)  # nothing recorded: the queue's next try runs it again at once
+        claims.release(claimed)  # nothing recorded: the queue's next try runs it again at once
         raise
 
 
@@ -293,67 +268,3 @@ def _resume_acknowledgement(job: DeliveryJob, state: DeliveryState | None) -> No
     if job.event is EventType.CREATED:
         if state is not None and state.already_delivered(job.webhook_id):
             acknowledgement.check_later(state, job.correlation_id)
-
-
-def _runs(job: DeliveryJob, state: DeliveryState) -> bool:
-    """Whether `job` should run on this row (False: it already ran, or a later job did); raises ClaimHeld when
-    another copy of it holds a live claim."""
-    if state.already_delivered(job.webhook_id):
-        return False
-    if state.webhook_id != job.webhook_id:
-        return True  # the row points at another event: this job takes it over (the planner decided it should)
-    ran, key = state.run or [0, 0, 0], recording.run_key(job)
-    if key != ran:
-        return key > ran
-    if state.status is DeliveryStatus.WAITING:
-        return True  # parked before it was sent; resumed now
-    if state.status is not DeliveryStatus.PENDING:
-        return False  # its outcome is recorded
-    if state.claimed_until is not None and state.claimed_until > iso():
-        raise ClaimHeld(f"delivery {job.order_id}/{job.integrator} is being sent by another invocation")
-    return True  # claimed by an invocation that ended without recording: sent again, same webhook-id
-
-
-def _claim(job: DeliveryJob, deliver_by: datetime | None, known: DeliveryState | None) -> DeliveryState | None:
-    """Point the delivery's state row at this job, conditional on `known` (the row as the caller read it; re-read
-    only after a conflict). None when the job has nothing to do (see `_runs`)."""
-    first: list[DeliveryState | None] = [known]
-
-    def step() -> DeliveryState | None:
-        state = first.pop() if first else store.get_state(job.order_id, job.integrator)
-        if state is not None and not _runs(job, state):
-            return None
-        if state is None:
-            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job, deliver_by))
-        else:
-            claimed = state.model_copy(update=_pointing_at(job, deliver_by))
-        return store.put_state(claimed, state.revision if state else None)
-
-    return retry_on_conflict(step)
-
-
-def _release(claimed: DeliveryState) -> None:
-    """Give the claim up after a failure before the outcome was recorded, so the job's next try need not wait for
-    the claim to lapse. Best effort: if the row moved meanwhile, or this write fails too, the claim lapses."""
-    try:
-        store.put_state(claimed.model_copy(update={"claimed_until": None}), claimed.revision)
-    except StaleWrite:
-        pass  # the outcome was recorded after all (the failure came later), or something newer took the row
-    except Exception:  # noqa: BLE001 - the claim lapses at the end of the invocation anyway
-        logger.warning("claim not released; it lapses on its own", exc_info=True)
-
-
-def _pointing_at(job: DeliveryJob, deliver_by: datetime | None) -> dict[str, Any]:
-    return {
-        "status": DeliveryStatus.PENDING,
-        "event": job.event,
-        "webhook_id": job.webhook_id,
-        "attempts": job.attempt,
-        "next_attempt_at": None,
-        "raised_at": job.raised_at,
-        "deliver_by": iso(deliver_by) if deliver_by is not None else None,
-        "expired_at": None,
-        "updated_at": iso(),
-        "run": recording.run_key(job),
-        "claimed_until": _claim_deadline(),
-    }

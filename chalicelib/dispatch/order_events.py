@@ -3,6 +3,7 @@ settle the event on the order once they have all run (one write: `dispatched`, o
 
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.db import deliveries as store
@@ -14,7 +15,7 @@ from chalicelib.domain.delivery import DeliveryState, webhook_id
 from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
-from chalicelib.integrators.registry import load_integrators
+from chalicelib.integrators.cache import load_integrators
 from chalicelib.messages import DeliveryJob
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
@@ -51,7 +52,10 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
             raised_at=event.occurred_at,
         )
         jobs.append((job, integrator, states.get(integrator.name)))
-    futures = [_deliveries.submit(deliver, job, integrator, state, order) for job, integrator, state in jobs]
+    futures = [  # in this invocation's context (see claims): one copy each, a Context runs in one thread at a time
+        _deliveries.submit(contextvars.copy_context().run, deliver, job, integrator, state, order)
+        for job, integrator, state in jobs
+    ]
     errors = [error for error in (f.exception() for f in futures) if error is not None]
     attempted = [f.result() for f in futures if f.exception() is None]
     _settle(event, order, attempted, states)

@@ -27,8 +27,8 @@ def on_first_delivery(order: Order, integrator: str, *, event_id: str | None = N
         order, OrderStatus.DISPATCHED, source="dispatcher", message=f"sent to {integrator}", outbox_event=event_id
     )
     if moved and changed is not None:
-        publisher.notify_winner(
-            changed, "order.dispatched", "Your order was sent to the shop's partners.", key="dispatched"
+        publisher.notify(
+            changed, "order.dispatched", "Your order was sent to the shop's partners.", key="dispatched", winner=True
         )
 
 
@@ -72,7 +72,7 @@ def _fail_if_nobody_has_it(order: Order) -> None:
         when=nobody_has_it,
     )
     if moved and changed is not None:
-        publisher.notify_winner(changed, "order.failed", "Your order could not be placed.", key="failed")
+        publisher.notify(changed, "order.failed", "Your order could not be placed.", key="failed", winner=True)
 
 
 def disable_after_outage(integrator: str, circuit: Circuit) -> None:

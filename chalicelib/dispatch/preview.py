@@ -17,8 +17,8 @@ from chalicelib.domain.delivery import webhook_id
 from chalicelib.domain.sample_order import sample_order
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.integrators import payload
+from chalicelib.integrators.cache import load_integrator
 from chalicelib.integrators.models import PayloadPreview, PreviewRequest
-from chalicelib.integrators.registry import load_integrator
 
 
 def preview_delivery(name: str, request: PreviewRequest) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from chalicelib.dispatch import circuit_policy as policy
 from chalicelib.dispatch.circuit_policy import Admission
 from chalicelib.domain import clock
 from chalicelib.domain.circuit import CircuitState
-from chalicelib.integrators.registry import load_integrator
+from chalicelib.integrators.cache import load_integrator
 from chalicelib.messages import DeliveryJob, DrainWaiting, ProbeCircuit
 from chalicelib.observability import count, logger
 

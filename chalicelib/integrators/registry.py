@@ -1,12 +1,11 @@
 """The integrator registry's use cases: register, read, change and remove integrators, and load them with
 their secrets for the dispatcher and the callbacks. Configuration lives in DynamoDB, secrets in Secrets
-Manager (`integrators.secrets`); secrets are shown once, at creation or rotation, and masked on every read."""
+Manager (`integrators.secrets`); secrets are shown once, at creation or rotation, and masked on every read.
+Every change here drops the integrator from this container's cache (`integrators.cache`)."""
 
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -15,10 +14,11 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.db import integrators as store
 from chalicelib.db.concurrency import StaleWrite
 from chalicelib.domain.clock import iso
-from chalicelib.domain.integrator import Integrator, IntegratorConfig
+from chalicelib.domain.integrator import IntegratorConfig
 from chalicelib.errors import Conflict, InvalidInput, NotFound
 from chalicelib.integrators import secrets
 from chalicelib.integrators.auth import HmacAuth, split_auth
+from chalicelib.integrators.cache import forget
 from chalicelib.integrators.models import CreateIntegratorRequest, IntegratorView, UpdateIntegratorRequest
 from chalicelib.integrators.signing import generate_secret
 from chalicelib.observability import logger
@@ -240,104 +240,3 @@ def delete_integrator(name: str) -> None:
     forget(name)
     secrets.delete(config.secret_name)
     logger.info("integrator removed", extra={"integrator": name})
-
-
-# --- integrators with their secrets, cached per container ------------------------------------------------------
-#
-# The dispatcher needs every integrator for each batch and a callback needs its integrator's secrets: read from
-# DynamoDB and Secrets Manager each time, that was a Scan per batch and a GetItem per callback. They are kept for
-# CACHE_SECONDS (one minute, like API Gateway's cache of a token; secret values for `secrets.CACHE_SECONDS`).
-# What that allows, knowingly: a change made through the API in another container (disabled, deleted, a new URL
-# or auth) reaches this one within CACHE_SECONDS, so a disabled or deleted integrator stops receiving within that
-# time, not at once. A change made in this container drops the integrator from the cache at once; an integrator
-# cached as disabled is read again when asked for alone (so the drain that follows enabling it resumes at once);
-# a callback whose signature fails re-reads its secrets fresh (a just-rotated callback secret works at once).
-
-CACHE_SECONDS = 60.0
-_lock = threading.Lock()
-_by_name: dict[str, tuple[float, Integrator]] = {}
-_everyone: tuple[float, list[Integrator]] | None = None
-_generation = 0  # bumped by every `forget`: a read that started before it is not cached
-
-
-def _fresh(loaded_at: float) -> bool:
-    return time.monotonic() - loaded_at < CACHE_SECONDS
-
-
-def forget(name: str | None = None) -> None:
-    """Drop `name` (every integrator when None) from this container's cache: it was changed or removed here."""
-    global _everyone, _generation
-    with _lock:
-        _generation += 1
-        _everyone = None
-        if name is None:
-            _by_name.clear()
-        else:
-            _by_name.pop(name, None)
-
-
-def _keep(generation: int, integrators: list[Integrator], *, everyone: bool) -> None:
-    global _everyone
-    now = time.monotonic()
-    with _lock:
-        if generation != _generation:
-            return  # changed meanwhile: what was read may already be stale
-        if everyone:
-            _everyone = (now, integrators)
-        for integrator in integrators:
-            _by_name[integrator.name] = (now, integrator)
-
-
-def load_integrators() -> list[Integrator]:
-    """Every integrator with its secrets, for the dispatcher's batch: one Scan per container per CACHE_SECONDS."""
-    with _lock:
-        cached, generation = _everyone, _generation
-    if cached is not None and _fresh(cached[0]):
-        return list(cached[1])
-    loaded = [_with_secrets(config) for config in store.list_all()]
-    _keep(generation, loaded, everyone=True)
-    return list(loaded)
-
-
-def load_integrator(name: str, *, fresh: bool = False) -> Integrator | None:
-    """One integrator with its secrets (cached; `fresh` reads the row and its secrets again). An unknown name is
-    never cached, so an integrator registered in another container is found at once."""
-    with _lock:
-        cached, generation = _by_name.get(name), _generation
-    if not fresh and cached is not None and _fresh(cached[0]) and cached[1].enabled:
-        return cached[1]
-    config = store.get(name)
-    if config is None:
-        if cached is not None:
-            forget(name)  # removed elsewhere
-        return None
-    integrator = _with_secrets(config, fresh=fresh)
-    _keep(generation, [integrator], everyone=False)
-    return integrator
-
-
-def _with_secrets(config: IntegratorConfig, *, fresh: bool = False) -> Integrator:
-    stored = secrets.read(config.secret_name, fresh=fresh)
-    return Integrator(
-        name=config.name,
-        url=config.url,
-        auth_type=config.auth_type,
-        auth={**config.auth_params, **(stored.get("auth") or {})},
-        events=list(config.events),
-        enabled=config.enabled,
-        timeout_seconds=config.timeout_seconds,
-        seller_ids=config.seller_ids,
-        max_requests_per_second=config.max_requests_per_second,
-        callback_secrets=list(stored.get("callback_secrets") or []),
-        payload_template=config.payload_template,
-        payload_template_version=config.payload_template_version,
-        deliver_within_seconds=config.deliver_within_seconds,
-        ack_within_seconds=config.ack_within_seconds,
-    )
-
-
-def callback_secrets(name: str, *, fresh: bool = False) -> list[str] | None:
-    """The secrets a callback from `name` may be signed with, or None for an unknown integrator (cached as above;
-    `fresh` after a signature failure)."""
-    integrator = load_integrator(name, fresh=fresh)
-    return list(integrator.callback_secrets) if integrator is not None else None

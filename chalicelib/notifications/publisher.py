@@ -2,7 +2,7 @@
 rather than dropped.
 
 Each notification has a stable id (order, event, what changed). The caller whose conditional write made the
-change publishes (`notify_winner`): that write has exactly one winner, so the push goes straight out, one
+change publishes (`notify(winner=True)`): that write has exactly one winner, so the push goes straight out, one
 request. Callers that may run again for the same change (a redelivered queue message: the cancel event, the
 acknowledgement check) and the queued retry of a failed publish go through Idempotency on the id (`notify`,
 `publish`), so nothing is pushed twice. A failed publish is put back on the orders queue with a delay and the
@@ -139,27 +139,17 @@ def notify(
     key: str,
     data: dict[str, Any] | None = None,
     audience: Audience = "customer",
+    winner: bool = False,
 ) -> bool:
-    """Publish at most once per notification id, for a caller that may run again for the same change.
+    """Tell the customer (or, with `audience="seller"`, the shop: customer push subscriptions filter those out on
+    the SNS attribute `audience`, so a customer never hears of a partner's missed deadline) about a change.
 
-    `audience="seller"` marks an alert for the shop (SNS attribute `audience`), which customer push
-    subscriptions filter out: a customer is never told about a partner's missed deadline."""
-    return publish(build(order, event, text, key=key, data=data, audience=audience))
-
-
-def notify_winner(
-    order: Order,
-    event: str,
-    text: str,
-    *,
-    key: str,
-    data: dict[str, Any] | None = None,
-    audience: Audience = "customer",
-) -> bool:
-    """Publish for the one caller whose conditional write made the change (it moved the order's status): that
-    write has exactly one winner and runs once, so the push goes straight out, one request, no idempotency
-    record. A failed publish takes the queued retry, which is idempotent."""
-    return _deliver(build(order, event, text, key=key, data=data, audience=audience), _send)
+    `winner=True` is for the one caller whose conditional write made the change (it moved the order's status):
+    that write has exactly one winner and runs once, so the push goes straight out, one request, no idempotency
+    record. Any other caller may run again for the same change, so it publishes at most once per notification id.
+    A failed publish takes the queued retry, which is idempotent."""
+    note = build(order, event, text, key=key, data=data, audience=audience)
+    return _deliver(note, _send) if winner else publish(note)
 
 
 def publish_operator_event(event: str, integrator: str, text: str, data: dict[str, Any] | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -315,9 +316,11 @@ def test_waiting_costs_nothing_per_delivery_and_no_scan(
     configure(CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="900", DISPATCH_RETRY_DELAYS="3600")
     fake.default("/down", Reply(503))
     register(api, "down", fake.url("/down"))
-    for n in range(waiting + 1):
-        new_order(api, user_id=f"u-{n}")
-    drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    order_ids = [new_order(api, user_id=f"u-{n}") for n in range(waiting + 1)]
+    batches = drain(app, sqs, aws["ORDERS_QUEUE_URL"])
+    assert not [b for b in batches if b.failed_ids or b.crashed], batches
+    statuses = Counter(delivery(api, order_id, "down")["status"] for order_id in order_ids)
+    assert statuses == {"retrying": 1, "waiting": waiting}, "the first call failed and opened it; all others wait"
     assert health(api, "down")["waiting"] == waiting
 
     aws_calls.clear()

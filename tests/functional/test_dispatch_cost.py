@@ -43,7 +43,6 @@ def test_one_order_to_three_integrators_costs_its_floor_of_requests(
     drain(app, sqs, aws["ORDERS_QUEUE_URL"])  # warm containers: secrets, circuits and clients cached
     notified: list[str] = []  # notifications are a step of their own (bench/life.py counts them apart)
     monkeypatch.setattr(publisher, "notify", lambda order, event, *a, **kw: notified.append(event))
-    monkeypatch.setattr(publisher, "notify_winner", lambda order, event, *a, **kw: notified.append(event))
 
     aws_calls.clear()
     created = api.post(ORDERS, order_body())

@@ -379,13 +379,13 @@ def test_a_dispatcher_that_dies_after_sending_is_waited_for_then_sent_again_with
     from datetime import timedelta
 
     from chalicelib.db import deliveries as store
-    from chalicelib.dispatch import delivery
+    from chalicelib.dispatch import claims
     from chalicelib.domain import clock
 
     register(api, "delivery", fake.url("/d"))
     order_id = new_order(api)
     with monkeypatch.context() as dead:
-        dead.setattr(delivery, "_release", lambda claimed: None)
+        dead.setattr(claims, "release", lambda claimed: None)
         crash_one_batch(app, sqs, aws["ORDERS_QUEUE_URL"], monkeypatch, store, "put_state_with_attempt")
     again = poll_once(app, sqs, aws["ORDERS_QUEUE_URL"])  # a copy while the claim holds: waits, sends nothing
     assert again.received == 1 and again.failed_ids and len(fake.requests("/d")) == 1
@@ -398,6 +398,67 @@ def test_a_dispatcher_that_dies_after_sending_is_waited_for_then_sent_again_with
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert deliveries(api, order_id)["delivery"]["status"] == "delivered"
     assert api.get(f"{ORDERS}/{order_id}").json_body["status"] == "dispatched"
+
+
+def test_a_claim_lasts_until_the_end_of_the_invocation_that_made_it_when_invocations_share_a_process(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local stack runs several pollers' invocations in one process. A claim must hold until the end of the
+    invocation that made it, not of whichever invocation started last: otherwise a copy of the message could
+    send again while the first invocation may still be recording."""
+    import threading
+    from datetime import timedelta
+
+    from chalicelib import queue
+    from chalicelib.db import deliveries as store
+    from chalicelib.db import orders as order_store
+    from chalicelib.dispatch import claims
+    from chalicelib.domain import clock
+    from chalicelib.messages import DrainWaiting
+
+    register(api, "delivery", fake.url("/d"))
+    new_order(api)
+    url = aws["ORDERS_QUEUE_URL"]
+    reading, go_on = threading.Event(), threading.Event()
+    real_get = order_store.get
+
+    def held_get(order_id: str) -> Any:
+        if not reading.is_set():  # the long invocation's read of the order, before its claim: hold it there
+            reading.set()
+            go_on.wait(10)
+        return real_get(order_id)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("DynamoDB unreachable")
+
+    long_lived: list[Any] = []
+    with monkeypatch.context() as dead:
+        dead.setattr(order_store, "get", held_get)
+        dead.setattr(claims, "release", lambda claimed: None)  # it dies after the send: nothing more is written
+        dead.setattr(store, "put_state_with_attempt", broken)
+        first = threading.Thread(target=lambda: long_lived.append(poll_once(app, sqs, url, timeout_seconds=900)))
+        first.start()
+        assert reading.wait(10)
+        queue.send(DrainWaiting(integrator="delivery"))
+        short = poll_once(app, sqs, url, timeout_seconds=5)  # another invocation starts, and ends, meanwhile
+        assert short.received == 1 and not short.failed_ids
+        go_on.set()
+        first.join(30)
+    assert long_lived[0].crashed and len(fake.requests("/d")) == 1
+    for receipt in long_lived[0].failed_receipts:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    real = clock.utcnow
+    with monkeypatch.context() as later:
+        later.setattr(clock, "utcnow", lambda: real() + timedelta(seconds=120))  # past the short one's end
+        again = poll_once(app, sqs, url)
+    assert again.received == 1 and again.failed_ids, "the long invocation's claim still holds"
+    assert len(fake.requests("/d")) == 1
+    for receipt in again.failed_receipts:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    monkeypatch.setattr(clock, "utcnow", lambda: real() + timedelta(seconds=901))  # past the long one's end
+    run(app, sqs, aws)
+    first_send, second_send = fake.requests("/d")
+    assert first_send.headers["webhook-id"] == second_send.headers["webhook-id"]
 
 
 def test_cancel_drops_pending_create_and_tells_only_integrators_that_have_it(

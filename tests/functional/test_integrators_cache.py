@@ -64,7 +64,7 @@ def test_a_callback_secret_rotated_in_another_container_works_at_once(
 def test_an_integrator_changed_elsewhere_stops_within_the_cache_time_and_changed_here_at_once(
     api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.integrators import registry
+    from chalicelib.integrators import cache
 
     def received() -> tuple[int, int]:
         return len(fake.requests("/here")), len(fake.requests("/away"))
@@ -77,7 +77,7 @@ def test_an_integrator_changed_elsewhere_stops_within_the_cache_time_and_changed
     dispatch_new_order(api, app, sqs, aws)
     assert received() == (2, 2), "away is still cached as enabled"
     with monkeypatch.context() as later:
-        later.setattr(registry, "CACHE_SECONDS", 0)  # CACHE_SECONDS later
+        later.setattr(cache, "CACHE_SECONDS", 0)  # CACHE_SECONDS later
         dispatch_new_order(api, app, sqs, aws)
     assert received() == (3, 2)
     assert api.patch("/api/v1/integrators/here", {"enabled": False}).status_code == 200
