@@ -9,6 +9,8 @@ tables: as in DynamoDB, a table's size must not slow every request down.
 - Query: moto sorts every item of the table first, to find one partition or to filter an index. Here a Query
   on the table's own key reads that partition only, and one on an index filters the items unsorted (moto then
   sorts what it keeps).
+- ReceiveMessage: for each message it hands out, moto computes every attribute of the queue (counting all its
+  messages) to read the retention period. Here the period is read from the queue.
 
 Used only by the local stack's server process (`make run`, `make soak`, the benchmarks); the tests' in-process
 moto is unchanged.
@@ -24,10 +26,12 @@ import threading
 import types
 from typing import Any
 
+from moto.core.utils import unix_time
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.sqs.models import Message, SQSBackend
 
 _moto_transact = DynamoDBBackend.transact_write_items
 _moto_query = Table.query
@@ -98,12 +102,19 @@ def all_items(self: Table) -> list[Item]:
     return [item for partition in self.items.values() for item in partition.values()]
 
 
+def still_retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
+    """moto's retention check, reading the period from the queue rather than from all its attributes."""
+    retention = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
+    return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
+
+
 def install() -> None:
     """Patch moto in this process (the server's own)."""
     dynamodb_models.copy = types.SimpleNamespace(copy=copy.copy, deepcopy=_not_whole_tables)  # type: ignore[attr-defined,assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     Table.query = query  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = still_retained  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
