@@ -35,14 +35,20 @@ STAGE = "test"
 
 def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """DynamoDB applies each conditional write atomically; moto checks the condition and writes in two steps,
-    so two threads can both pass one condition. Serialise moto's writes, as the real service does per item."""
+    so two threads can both pass one condition. Serialise moto's writes, as the real service does per item.
+
+    Reads too: moto keeps a table's items in a defaultdict, so reading a missing item adds an empty partition,
+    and a transaction deep-copies the table to roll back. A read in one thread during another's transaction
+    failed it with "dictionary changed size during iteration" (a crashed batch, whose messages come back only
+    after the visibility timeout: a delivery sent but not recorded for minutes, seen under load)."""
     import functools
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+    reads = ("get_item", "query", "scan")  # batch and transactional reads go through get_item
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", *reads):
         original = getattr(DynamoDBBackend, name)
 
         @functools.wraps(original)

@@ -12,6 +12,11 @@ tables: as in DynamoDB, a table's size must not slow every request down.
 - ReceiveMessage: for each message it hands out, moto computes every attribute of the queue (counting all its
   messages) to read the retention period. Here the period is read from the queue.
 
+And one for correctness: the server answers each request in its own thread, and moto checks a write's condition
+and writes in two steps, so two requests could both pass one condition (two claims of one delivery); a read of a
+missing item adds an empty partition to a dict another thread may be iterating. DynamoDB's item operations are
+serialised here, as the tests' in-process moto is (tests/conftest.py).
+
 Used only by the local stack's server process (`make run`, `make soak`, the benchmarks); the tests' in-process
 moto is unchanged.
 
@@ -21,6 +26,7 @@ moto is unchanged.
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import threading
 import types
@@ -108,6 +114,18 @@ def still_retained(self: SQSBackend, queue_name: str, message: Message) -> bool:
     return retention + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
 
 
+_dynamodb_lock = threading.RLock()
+
+
+def _serialised(operation: Any) -> Any:
+    @functools.wraps(operation)
+    def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_lock:
+            return operation(*args, **kwargs)
+
+    return one_at_a_time
+
+
 def install() -> None:
     """Patch moto in this process (the server's own)."""
     dynamodb_models.copy = types.SimpleNamespace(copy=copy.copy, deepcopy=_not_whole_tables)  # type: ignore[attr-defined,assignment]
@@ -115,6 +133,8 @@ def install() -> None:
     Table.query = query  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = still_retained  # type: ignore[method-assign]
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query", "scan"):
+        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
 
 
 if __name__ == "__main__":
