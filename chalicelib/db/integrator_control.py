@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -23,10 +24,11 @@ from chalicelib.settings import get_settings
 
 HEALTH_SHARDS = 8
 HEALTH_RETENTION_DAYS = 2
-# Upper bounds (ms) of the latency histogram kept in each health bucket; percentiles are read off it.
-# The rate window is one second plus this margin: a request reaches the integrator a little after its slot was
-# reserved, by a varying amount, and the integrator counts arrivals. 5/s means at most 5 in any 1.2 s.
+# The rate window is one second plus this margin, and a reserved slot must be used within the margin: a request
+# reaches the integrator a little after its slot was reserved, by a varying amount, and the integrator counts
+# arrivals. 5/s means at most 5 in any 1.2 s, and any two calls on one slot start at least a second apart.
 MARGIN_SECONDS = 0.2
+# Upper bounds (ms) of the latency histogram kept in each health bucket; percentiles are read off it.
 LATENCY_BOUNDS_MS = (25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
 
 
@@ -93,22 +95,31 @@ def save_circuit(circuit: Circuit) -> Circuit:
 # --- rate limit: a sliding one-second window of send slots ---------------------------------------------------
 
 
-def reserve_send_slot(name: str, limit: int, now: float | None = None, margin: float = MARGIN_SECONDS) -> float | None:
+@dataclass(frozen=True)
+class SendSlot:
+    """The answer of `reserve_send_slot`: a slot to be used by `send_by` (epoch seconds), or `wait` seconds."""
+
+    send_by: float | None
+    wait: float = 0.0
+
+
+def reserve_send_slot(name: str, limit: int, margin: float = MARGIN_SECONDS) -> SendSlot:
     """Reserve one of `limit` send slots in any one-second window, shared by every dispatcher.
 
     The item keeps the times of the last `limit` sends; a send may take the oldest slot only if it is more than a
-    second (plus `margin`) old, swapped with a conditional write. Returns None when reserved, else the seconds to
-    wait until the oldest slot frees up. One write per reservation, plus one per conflict.
+    second (plus `margin`) old, swapped with a conditional write. A reserved slot is good for `margin` seconds:
+    a call that starts later than that could land within a second of the slot's next user, so it must not start
+    (`egress` refuses it). One write per reservation, plus one per conflict.
     """
     key = {"order_id": {"S": f"rate#{name}"}, "sk": {"S": "rate"}}
     dynamodb = client("dynamodb")
     slots: list[float] | None = None
     for _ in range(8):
-        at = time.time() if now is None else now
         if slots is None or len(slots) != limit:
             item = dynamodb.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
             stored = [float(v["N"]) for v in item["slots"]["L"]] if item and "slots" in item else []
             slots = stored if len(stored) == limit else []
+        at = time.time()  # taken after the read: the slot records when the send may start, not when we asked
         if not slots:
             try:
                 dynamodb.put_item(
@@ -121,7 +132,7 @@ def reserve_send_slot(name: str, limit: int, now: float | None = None, margin: f
                     ConditionExpression="attribute_not_exists(sk) OR slot_count <> :limit",
                     ExpressionAttributeValues={":limit": {"N": str(limit)}},
                 )
-                return None
+                return SendSlot(send_by=at + margin)
             except ClientError as exc:
                 if not _conditional_failure(exc):
                     raise
@@ -130,7 +141,7 @@ def reserve_send_slot(name: str, limit: int, now: float | None = None, margin: f
         index = min(range(limit), key=lambda i: slots[i] if slots else 0.0)
         oldest = slots[index]
         if at - oldest < 1.0 + margin:
-            return 1.0 + margin - (at - oldest)
+            return SendSlot(send_by=None, wait=1.0 + margin - (at - oldest))
         try:
             dynamodb.update_item(
                 TableName=_table(),
@@ -143,12 +154,12 @@ def reserve_send_slot(name: str, limit: int, now: float | None = None, margin: f
                     ":limit": {"N": str(limit)},
                 },
             )
-            return None
+            return SendSlot(send_by=at + margin)
         except ClientError as exc:
             if not _conditional_failure(exc):
                 raise
             slots = None  # someone took a slot meanwhile: read the window again
-    return 0.2  # heavy contention: wait a moment rather than spin
+    return SendSlot(send_by=None, wait=0.2)  # heavy contention: wait a moment rather than spin
 
 
 # --- health counters -----------------------------------------------------------------------------------------

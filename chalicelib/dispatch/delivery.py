@@ -21,6 +21,7 @@ from chalicelib.dispatch import (
     circuit,
     claims,
     deadlines,
+    egress,
     outcomes,
     recording,
     transport,
@@ -227,12 +228,21 @@ def _attempt(
         return recording.record(
             job, order, failed, integrator, deliver_by, claimed=claimed, probe=None, template_version=version
         )
+    send_by = None
     if integrator.max_requests_per_second:
         # Reserved last, right before the call: what the integrator sees is what the window counted.
-        wait = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
-        if wait is not None:
-            raise RateLimited(wait)  # the claim is released: the re-queued job runs this attempt
-    result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body)
+        slot = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
+        if slot.send_by is None:
+            raise RateLimited(slot.wait)  # the claim is released: the re-queued job runs this attempt
+        send_by = slot.send_by
+    try:
+        result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body, send_by=send_by)
+    except egress.SendWindowMissed as missed:
+        # Held up past its slot (a loaded container): sending now could exceed the limit. Nothing was sent.
+        logger.info(
+            "send slot missed", extra={"order_id": job.order_id, "integrator": job.integrator, "why": str(missed)}
+        )
+        raise RateLimited(0.0) from missed
     return recording.record(
         job, order, result, integrator, deliver_by, claimed=claimed, probe=probe, template_version=version
     )

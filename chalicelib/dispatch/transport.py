@@ -82,19 +82,33 @@ def delivery_headers(event: str, webhook_id: str, timestamp: int) -> dict[str, s
     }
 
 
-def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes) -> Result:
+def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, send_by: float | None = None) -> Result:
     """Send `body` as is, the bytes the signature covers (plus one immediate re-send when an OAuth2 token was
-    refused, with a fresh token), all of it within the connect timeout plus the integrator's timeout."""
+    refused, with a fresh token), all of it within the connect timeout plus the integrator's timeout.
+
+    With `send_by` (a rate-limit slot's), a POST that would start later raises `egress.SendWindowMissed`
+    instead: nothing reached the integrator, and the caller reserves another slot."""
     connect = get_settings().dispatch_connect_timeout
     with egress.deadline(connect + integrator.timeout_seconds) as limit:
-        result = _post(integrator, event=event, webhook_id=webhook_id, body=body, connect=connect)
+        result = _post(
+            integrator, event=event, webhook_id=webhook_id, body=body, connect=connect, limit=limit, send_by=send_by
+        )
     if limit.expired and result.outcome is not Outcome.DELIVERED and result.status_code is None:
         total = connect + integrator.timeout_seconds
         return Result(Outcome.RETRY, None, result.latency_ms, "Timeout", f"timed out after {total:g} s in total")
     return result
 
 
-def _post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, connect: float) -> Result:
+def _post(
+    integrator: Integrator,
+    *,
+    event: str,
+    webhook_id: str,
+    body: bytes,
+    connect: float,
+    limit: egress.Deadline,
+    send_by: float | None,
+) -> Result:
     timeouts = (connect, integrator.timeout_seconds)
     http = session()
     started = time.perf_counter()
@@ -110,9 +124,13 @@ def _post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, c
                 **auth_headers(http, integrator, webhook_id, body),
             }
             # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.
-            response = http.post(
-                integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False, stream=True
-            )
+            limit.send_by = send_by  # only the POST itself: the token fetch above is not what the limit counts
+            try:
+                response = http.post(
+                    integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False, stream=True
+                )
+            finally:
+                limit.send_by = None
             if response.status_code == 401 and integrator.auth_type == "oauth2_client_credentials" and not refreshed:
                 response.close()
                 tokens.invalidate(integrator.auth)

@@ -15,6 +15,7 @@ from chalicelib.domain import clock
 from chalicelib.messages import ProbeCircuit
 from tests.conftest import Api, notifications
 from tests.support.fake_integrator import FakeIntegrator, Reply
+from tests.support.logs import captured_logs
 from tools.poller import drain, poll_once
 from tools.sample_order import order_body
 
@@ -193,6 +194,30 @@ def test_a_rate_limit_holds_across_three_concurrent_dispatchers(
     busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
     assert busiest <= 5, f"{busiest} requests within one second"
     assert {delivery(api, order_id, "limited")["status"] for order_id in orders} == {"delivered"}
+
+
+def test_a_call_held_up_past_its_rate_slot_is_not_sent_until_it_has_a_fresh_one(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
+) -> None:
+    # The token is fetched after the slot is reserved; a token endpoint slower than the slot's margin (0.2 s)
+    # holds the first call past its slot, where it could land within a second of that slot's next user.
+    fake.oauth2_token_endpoint("/token", client_id="cid", client_secret="csecret-123456", delay=0.5)
+    oauth = {
+        "type": "oauth2_client_credentials",
+        "token_url": fake.url("/token"),
+        "client_id": "cid",
+        "client_secret": "csecret-123456",
+    }
+    register(api, "limited", fake.url("/slow-token"), auth=oauth, max_requests_per_second=5)
+    order_id = new_order(api)
+    with captured_logs() as logs:
+        drain(app, sqs, aws["ORDERS_QUEUE_URL"], settle_seconds=3)  # the re-queued job waits up to 1 s
+
+    assert "send slot missed" in logs.getvalue()
+    assert len(fake.requests("/token")) == 1, "the token fetched for the missed slot is used by the next try"
+    assert len(fake.requests("/slow-token")) == 1, "the late call was not sent; the next try was, once"
+    state = delivery(api, order_id, "limited")
+    assert (state["status"], state["attempts"]) == ("delivered", 1), "a missed slot spends no attempt"
 
 
 def test_health_counts_what_the_integrator_saw(

@@ -95,7 +95,7 @@ class FakeIntegrator:
         self._recorded: list[Recorded] = []
         self._changed = threading.Condition()
         self._stopping = threading.Event()
-        self._oauth: dict[str, tuple[str, str, int]] = {}
+        self._oauth: dict[str, tuple[str, str, int, float]] = {}
         self.valid_tokens: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -151,9 +151,15 @@ class FakeIntegrator:
         self._defaults[path] = behaviour
 
     def oauth2_token_endpoint(
-        self, path: str = "/oauth/token", *, client_id: str, client_secret: str, token_ttl: int = 3600
+        self,
+        path: str = "/oauth/token",
+        *,
+        client_id: str,
+        client_secret: str,
+        token_ttl: int = 3600,
+        delay: float = 0.0,
     ) -> None:
-        self._oauth[path] = (client_id, client_secret, token_ttl)
+        self._oauth[path] = (client_id, client_secret, token_ttl, delay)
 
     # --- inspection ---
 
@@ -229,7 +235,9 @@ class FakeIntegrator:
             return  # the client stopped reading: what a capped reader does
 
     def _token(self, handler: BaseHTTPRequestHandler, recorded: Recorded) -> None:
-        client_id, client_secret, ttl = self._oauth[recorded.path]
+        client_id, client_secret, ttl, delay = self._oauth[recorded.path]
+        if delay:
+            self._stopping.wait(delay)  # a slow token endpoint
         expected = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         form = parse_qs(recorded.body.decode())
         reply: dict[str, Any]
