@@ -14,6 +14,11 @@ class DomainError(Exception):
         self.message = message
         self.details = details or []
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the JSON body (none unless the error says how to recover)."""
+        return {}
+
 
 class InvalidInput(DomainError):
     status_code = 422
@@ -55,6 +60,17 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class StillInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running: the client repeats it after `Retry-After`
+    seconds and then gets that first request's answer."""
+
+    retry_after_seconds = 1
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class PreconditionFailed(DomainError):

@@ -10,7 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from chalicelib.aws import client
-from chalicelib.errors import Conflict, InvalidInput
+from chalicelib.errors import InvalidInput, StillInProgress
 from chalicelib.settings import get_settings
 
 if TYPE_CHECKING:
@@ -74,8 +74,8 @@ def run_once(
 ) -> Any:
     """Call `function(data=data)` at most once per key; later calls get the first result (marked REPLAYED).
 
-    Raises Conflict while the first call is still running and InvalidInput when the key is reused with
-    another payload. An exception inside `function` forgets the key, so a retry runs again.
+    Raises StillInProgress (a 409 with Retry-After) while the first call is still running and InvalidInput when
+    the key is reused with another payload. An exception inside `function` forgets the key, so a retry runs again.
     """
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
@@ -89,7 +89,7 @@ def run_once(
     try:
         return decorated(data=data)
     except IdempotencyAlreadyInProgressError:
-        raise Conflict("a request with this idempotency key is still in progress; retry shortly") from None
+        raise StillInProgress("a request with this idempotency key is still in progress; retry shortly") from None
     except IdempotencyValidationError:
         raise InvalidInput(
             "this idempotency key was already used with a different request body",

@@ -119,8 +119,9 @@ def _create_all(api: str, token: str, orders: int, clients: int) -> tuple[list[t
                 )
             except (requests.ConnectionError, requests.Timeout):
                 continue  # as a real till would: the Idempotency-Key makes the repeat safe
-            if response.status_code == 409 and "in progress" in response.text:
-                time.sleep(1.0)  # our timed-out first try is still running; its answer comes back on a repeat
+            if response.status_code == 409 and "Retry-After" in response.headers:
+                # Our timed-out first try is still running; its answer comes back on a repeat after Retry-After.
+                time.sleep(float(response.headers["Retry-After"]))
                 continue
             break
         else:

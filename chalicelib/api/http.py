@@ -26,7 +26,7 @@ def error_response(error: DomainError, correlation: str | None = None) -> Respon
     body: dict[str, Any] = {"code": error.code, "message": error.message, "details": error.details}
     if correlation:
         body["correlation_id"] = correlation
-    headers = {"X-Correlation-Id": correlation} if correlation else None
+    headers = {**error.headers, **({"X-Correlation-Id": correlation} if correlation else {})}
     return json_response({"error": body}, error.status_code, headers)
 
 

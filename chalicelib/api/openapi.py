@@ -70,6 +70,15 @@ ERRORS = {
     "422": "Invalid fields",
     "500": "Unexpected fault (the error carries a correlation id)",
 }
+# Headers an error answer carries on some operations: how a client recovers without guessing.
+ERROR_HEADERS = {
+    ("create_order", "409"): {
+        "Retry-After": {
+            "description": "Seconds to wait before repeating a create whose Idempotency-Key is still in progress",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
 
 
 def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
@@ -89,7 +98,11 @@ def _operation(view_name: str, secured: bool, schemas: dict[str, Any]) -> dict[s
         "responses": {
             str(status): {"description": "Success", **({"content": content} if content else {})},
             **{
-                code: {"description": text, "content": {"application/json": {"schema": error_ref}}}
+                code: {
+                    "description": text,
+                    "content": {"application/json": {"schema": error_ref}},
+                    **({"headers": ERROR_HEADERS[view_name, code]} if (view_name, code) in ERROR_HEADERS else {}),
+                }
                 for code, text in ERRORS.items()
             },
         },

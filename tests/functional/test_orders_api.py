@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -180,6 +181,39 @@ def test_same_idempotency_key_with_another_body_is_refused(api: Api) -> None:
     response = api.post(ORDERS, order_body(user_note="extra cheese"), headers={"Idempotency-Key": "k-2"})
     assert response.status_code == 422
     assert response.json_body["error"]["details"][0]["field"] == "Idempotency-Key"
+    assert len(api.get(ORDERS).json_body["items"]) == 1
+
+
+def test_a_key_whose_first_request_is_still_running_answers_409_with_retry_after(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.orders import service
+
+    reached, release = threading.Event(), threading.Event()
+    publish = service.publish_outbox
+
+    def held(order: Any, **kw: Any) -> bool:  # the first create is held between its two writes
+        reached.set()
+        release.wait(10)
+        return publish(order, **kw)
+
+    monkeypatch.setattr(service, "publish_outbox", held)
+    first: list[Any] = []
+    thread = threading.Thread(target=lambda: first.append(create(api, headers={"Idempotency-Key": "k-3"})))
+    thread.start()
+    try:
+        assert reached.wait(10)
+        retried = api.post(ORDERS, order_body(), headers={"Idempotency-Key": "k-3"})
+    finally:
+        release.set()
+        thread.join()
+    assert retried.status_code == 409
+    assert retried.headers["Retry-After"] == "1", "the till is told when to ask again"
+    assert retried.json_body["error"]["code"] == "conflict"
+    document = api.get("/api/v1/openapi.json", token="").json_body
+    assert "Retry-After" in document["paths"][ORDERS]["post"]["responses"]["409"]["headers"], "and the document says so"
+    again = create(api, headers={"Idempotency-Key": "k-3"})  # after Retry-After: the first request's answer
+    assert again.json_body["id"] == first[0].json_body["id"]
     assert len(api.get(ORDERS).json_body["items"]) == 1
 
 
