@@ -62,6 +62,7 @@ def test_zip_leaves_botocore_to_the_runtime_and_stays_small(package: dict[str, A
     tops = {name.split("/", 1)[0] for name in archive.namelist()}
     assert not {t for t in tops if t.split("-")[0] in ("boto3", "botocore", "s3transfer")}, tops
     assert {"app.py", "chalicelib", "pynamodb", "aws_lambda_powertools", "pydantic_core"} <= tops
+    assert not [n for n in archive.namelist() if "/swagger-ui" in n], "Powertools' Swagger UI is never served"
     assert (package["dir"] / "deployment.zip").stat().st_size < 5_000_000
 
 
