@@ -109,7 +109,7 @@ def reserve_send_slot(name: str, limit: int, margin: float = MARGIN_SECONDS) -> 
     The item keeps the times of the last `limit` sends; a send may take the oldest slot only if it is more than a
     second (plus `margin`) old, swapped with a conditional write. A reserved slot is good for `margin` seconds:
     a call that starts later than that could land within a second of the slot's next user, so it must not start
-    (`egress` refuses it). One write per reservation, plus one per conflict.
+    (`transport` refuses it). One write per reservation, plus one per conflict.
     """
     key = {"order_id": {"S": f"rate#{name}"}, "sk": {"S": "rate"}}
     dynamodb = client("dynamodb")

@@ -21,7 +21,6 @@ from chalicelib.dispatch import (
     circuit,
     claims,
     deadlines,
-    egress,
     outcomes,
     recording,
     transport,
@@ -237,7 +236,7 @@ def _attempt(
         send_by = slot.send_by
     try:
         result = transport.post(integrator, event=job.event, webhook_id=job.webhook_id, body=body, send_by=send_by)
-    except egress.SendWindowMissed as missed:
+    except transport.SendWindowMissed as missed:
         # Held up past its slot (a loaded container): sending now could exceed the limit. Nothing was sent.
         logger.info(
             "send slot missed", extra={"order_id": job.order_id, "integrator": job.integrator, "why": str(missed)}

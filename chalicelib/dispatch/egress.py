@@ -8,14 +8,12 @@ Two guarantees a plain `requests.Session` lacks:
 - A call has a total deadline: per-read timeouts restart at every byte, so a partner that trickles its answer
   could hold a dispatcher for its whole Lambda timeout. A timer shuts the call's sockets down when the deadline
   passes, wherever the call is (connect, headers, body).
-A call may also carry a start-by time (a rate-limit slot's): a request that would start later is not sent.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -33,16 +31,11 @@ from chalicelib.settings import get_settings
 _active = threading.local()
 
 
-class SendWindowMissed(Exception):
-    """The request would start after its `send_by` time; nothing was sent."""
-
-
 class Deadline:
     """Shuts down every socket the current call uses once `seconds` have passed."""
 
     def __init__(self, seconds: float) -> None:
         self.expired = False
-        self.send_by: float | None = None  # epoch seconds; set around the one request that must start in time
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
@@ -127,9 +120,6 @@ class _GuardedMixin:
         raise NewConnectionError(self, f"failed to connect to {host}: {last}")  # type: ignore[arg-type]
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        current: Deadline | None = getattr(_active, "deadline", None)
-        if current is not None and current.send_by is not None and time.time() > current.send_by:
-            raise SendWindowMissed(f"request would start {time.time() - current.send_by:.3f} s after its slot")
         _attach(self.sock)  # a kept-alive connection joins the current call's deadline too
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
@@ -166,4 +156,4 @@ def session() -> requests.Session:
     return http
 
 
-__all__ = ["BlockedAddress", "Deadline", "SendWindowMissed", "deadline", "session"]
+__all__ = ["BlockedAddress", "Deadline", "deadline", "session"]

@@ -39,6 +39,10 @@ class Result:
     retry_after: float | None = None
 
 
+class SendWindowMissed(Exception):
+    """The POST would start after its rate-limit slot's `send_by` time; nothing was sent."""
+
+
 def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
     """At most MAX_RESPONSE_BYTES of the body (undecoded: no decompression bomb), and whether there was more."""
     chunks: list[bytes] = []
@@ -86,13 +90,11 @@ def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, se
     """Send `body` as is, the bytes the signature covers (plus one immediate re-send when an OAuth2 token was
     refused, with a fresh token), all of it within the connect timeout plus the integrator's timeout.
 
-    With `send_by` (a rate-limit slot's), a POST that would start later raises `egress.SendWindowMissed`
-    instead: nothing reached the integrator, and the caller reserves another slot."""
+    With `send_by` (a rate-limit slot's), a POST that would start later raises SendWindowMissed instead:
+    nothing reached the integrator, and the caller reserves another slot."""
     connect = get_settings().dispatch_connect_timeout
     with egress.deadline(connect + integrator.timeout_seconds) as limit:
-        result = _post(
-            integrator, event=event, webhook_id=webhook_id, body=body, connect=connect, limit=limit, send_by=send_by
-        )
+        result = _post(integrator, event=event, webhook_id=webhook_id, body=body, connect=connect, send_by=send_by)
     if limit.expired and result.outcome is not Outcome.DELIVERED and result.status_code is None:
         total = connect + integrator.timeout_seconds
         return Result(Outcome.RETRY, None, result.latency_ms, "Timeout", f"timed out after {total:g} s in total")
@@ -106,7 +108,6 @@ def _post(
     webhook_id: str,
     body: bytes,
     connect: float,
-    limit: egress.Deadline,
     send_by: float | None,
 ) -> Result:
     timeouts = (connect, integrator.timeout_seconds)
@@ -124,13 +125,11 @@ def _post(
                 **auth_headers(http, integrator, webhook_id, body),
             }
             # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.
-            limit.send_by = send_by  # only the POST itself: the token fetch above is not what the limit counts
-            try:
-                response = http.post(
-                    integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False, stream=True
-                )
-            finally:
-                limit.send_by = None
+            if send_by is not None and time.time() > send_by:  # checked after the token fetch, right before the POST
+                raise SendWindowMissed(f"the POST would start {time.time() - send_by:.3f} s after its slot")
+            response = http.post(
+                integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False, stream=True
+            )
             if response.status_code == 401 and integrator.auth_type == "oauth2_client_credentials" and not refreshed:
                 response.close()
                 tokens.invalidate(integrator.auth)

@@ -196,11 +196,9 @@ def test_a_rate_limit_holds_across_three_concurrent_dispatchers(
     assert {delivery(api, order_id, "limited")["status"] for order_id in orders} == {"delivered"}
 
 
-def test_a_call_held_up_past_its_rate_slot_is_not_sent_until_it_has_a_fresh_one(
-    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
-) -> None:
-    # The token is fetched after the slot is reserved; a token endpoint slower than the slot's margin (0.2 s)
-    # holds the first call past its slot, where it could land within a second of that slot's next user.
+def register_behind_slow_token(api: Api, fake: FakeIntegrator, path: str) -> None:
+    """A rate-limited OAuth2 integrator whose token endpoint takes longer (0.5 s) than a slot's margin (0.2 s).
+    The token is fetched after the slot is reserved, so each fetch holds its call past the slot."""
     fake.oauth2_token_endpoint("/token", client_id="cid", client_secret="csecret-123456", delay=0.5)
     oauth = {
         "type": "oauth2_client_credentials",
@@ -208,7 +206,14 @@ def test_a_call_held_up_past_its_rate_slot_is_not_sent_until_it_has_a_fresh_one(
         "client_id": "cid",
         "client_secret": "csecret-123456",
     }
-    register(api, "limited", fake.url("/slow-token"), auth=oauth, max_requests_per_second=5)
+    register(api, "limited", fake.url(path), auth=oauth, max_requests_per_second=5)
+
+
+def test_a_call_held_up_past_its_rate_slot_is_not_sent_until_it_has_a_fresh_one(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
+) -> None:
+    # A call that starts after its slot could land within a second of that slot's next user.
+    register_behind_slow_token(api, fake, "/slow-token")
     order_id = new_order(api)
     with captured_logs() as logs:
         drain(app, sqs, aws["ORDERS_QUEUE_URL"], settle_seconds=3)  # the re-queued job waits up to 1 s
@@ -218,6 +223,25 @@ def test_a_call_held_up_past_its_rate_slot_is_not_sent_until_it_has_a_fresh_one(
     assert len(fake.requests("/slow-token")) == 1, "the late call was not sent; the next try was, once"
     state = delivery(api, order_id, "limited")
     assert (state["status"], state["attempts"]) == ("delivered", 1), "a missed slot spends no attempt"
+
+
+def test_a_token_refresh_re_send_needs_a_slot_of_its_own(
+    api: Api, app: Any, sqs: Any, aws: dict[str, str], fake: FakeIntegrator
+) -> None:
+    register_behind_slow_token(api, fake, "/refused-once")
+    fake.script("/refused-once", Reply(401), Reply(200, json={}))
+    order_id = new_order(api)
+    with captured_logs() as logs:
+        drain(app, sqs, aws["ORDERS_QUEUE_URL"], settle_seconds=3)
+
+    # Try 1 misses its slot fetching the first token; try 2 is refused (401), and its re-send, held up by the
+    # second token fetch, is not sent on try 2's slot; try 3 sends with the fresh token.
+    assert logs.getvalue().count("send slot missed") == 2
+    used = [r.headers["authorization"].split()[1] for r in fake.requests("/refused-once")]
+    assert len(used) == 2 and used[1] == fake.valid_tokens[1], "one re-send, with the fresh token"
+    assert len(fake.requests("/token")) == 2
+    state = delivery(api, order_id, "limited")
+    assert (state["status"], state["attempts"]) == ("delivered", 1)
 
 
 def test_health_counts_what_the_integrator_saw(
