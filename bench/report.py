@@ -29,7 +29,7 @@ GOAL_RATIO = 1.2
 # The floor per step: the fewest requests that keep the step's guarantees (argued in the document). Keys are
 # step name prefixes; the two kinds of callback are told apart by the words the life puts in their names.
 FLOORS: dict[str, int] = {
-    "create": 2,
+    "create": 3,
     "authorizer": 1,
     "dispatch": 6,
     "  notification": 1,
@@ -167,11 +167,11 @@ def usage_now(life: Life) -> Usage:
 
 
 def usage_floor(now: Usage, life: Life) -> Usage:
-    """The floor's usage: order writes create 1 + dispatched 1 + 5 moving callbacks; delivery-row writes 3 outcomes
-    + 6 callbacks; reads: the authorizer's token, the dispatch's order and the non-moving callback's order; Lambda
+    """The floor's usage: order writes create 1 + dispatched 1 + 5 moving callbacks; delivery-table writes the
+    seller's quota counter + 3 outcomes + 6 callbacks; reads: the authorizer's token, the dispatch's order and the non-moving callback's order; Lambda
     time scaled by the requests left (floor over measured)."""
     scale = _per_life_floor(life) / max(1, life.total())
-    return Usage(7, now.lambda_invocations, now.gb_seconds * scale, 7, 9, 0, 3, 2, 6, 0)
+    return Usage(7, now.lambda_invocations, now.gb_seconds * scale, 7, 10, 0, 3, 2, 6, 0)
 
 
 # --- console ---------------------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def console(r: Results) -> str:
     lines.append(
         f"  {'order life, fresh containers (secrets and integrators read)':<62} {cold.total():>4} {'':>5} {BEFORE_FRESH:>6}"
     )
-    lines.append(f"  {'create with an Idempotency-Key':<62} {r.lives.keyed_create.total:>4} {2:>5}")
+    lines.append(f"  {'create with an Idempotency-Key':<62} {r.lives.keyed_create.total:>4} {3:>5}")
     now = usage_now(warm)
     sizes = warm.sizes
     dollars = [bill(now, sizes), bill(usage_floor(now, warm), sizes)]
@@ -502,10 +502,11 @@ its deliveries, so there is no race between delivery threads left to add request
 The floor is the fewest requests that keep the step's guarantees: every write conditional (no lost update), a
 redelivered message or a repeated webhook id changes nothing (idempotency), nothing accepted is lost.
 
-- **create: 2.** One conditional `PutItem` (`attribute_not_exists(id)`) that also carries the outbox mark, so a
-  lost send is found by the sweeper; one `SendMessage`. The outbox mark needs no separate clearing write: the
+- **create: 3.** One conditional `UpdateItem` of the seller's create-quota counter (its own key per seller and
+  second: the write is the check, no read); one conditional `PutItem` (`attribute_not_exists(id)`) that also
+  carries the outbox mark, so a lost send is found by the sweeper; one `SendMessage`. The outbox mark needs no separate clearing write: the
   dispatcher's `dispatched` write removes it (`REMOVE outbox...` in the same `UpdateItem`). With an
-  `Idempotency-Key` the floor stays 2: derive the order id from the (token, key) pair and the same conditional
+  `Idempotency-Key` the floor stays 3: derive the order id from the (token, key) pair and the same conditional
   `PutItem` refuses the second create; only a replay pays a `GetItem` for the stored order.
 - **dispatch of one order to three integrators: 6** (one batch). `GetItem` of the order (the content to send);
   per integrator one conditional write after the POST (`UpdateItem` of the delivery row, `NOT

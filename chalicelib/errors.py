@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -76,3 +77,18 @@ class StillInProgress(Conflict):
 class PreconditionFailed(DomainError):
     status_code = 412
     code = "precondition_failed"
+
+
+class TooManyRequests(DomainError):
+    """Over a quota: the client repeats the request after `Retry-After` seconds."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after_seconds: float, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_seconds = max(1, math.ceil(retry_after_seconds))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}

@@ -51,6 +51,7 @@ class Settings:
     sweeper_grace_seconds: int = 60
     idempotency_ttl_seconds: int = 24 * 3600
     attempt_ttl_days: int = 30
+    seller_orders_per_second: int = 100
 
     @classmethod
     def model_validate(cls, values: Mapping[str, object]) -> Settings:
@@ -94,6 +95,7 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "circuit_failure_threshold": (1, 1000, False),
     "circuit_cooldown_seconds": (0, 900, True),
     "circuit_disable_after_seconds": (0, None, True),
+    "seller_orders_per_second": (0, 100000, False),
 }
 
 
@@ -168,6 +170,7 @@ _ENV = {
     "circuit_cooldown_seconds": ("CIRCUIT_COOLDOWN_SECONDS",),
     "circuit_disable_after_seconds": ("CIRCUIT_DISABLE_AFTER_SECONDS",),
     "sweeper_grace_seconds": ("SWEEPER_GRACE_SECONDS",),
+    "seller_orders_per_second": ("SELLER_ORDERS_PER_SECOND",),
 }
 
 

@@ -70,11 +70,19 @@ ERRORS = {
     "422": "Invalid fields",
     "500": "Unexpected fault (the error carries a correlation id)",
 }
+# Errors only some operations answer.
+EXTRA_ERRORS = {"create_order": {"429": "Over the seller's create quota (SELLER_ORDERS_PER_SECOND)"}}
 # Headers an error answer carries on some operations: how a client recovers without guessing.
 ERROR_HEADERS = {
     ("create_order", "409"): {
         "Retry-After": {
             "description": "Seconds to wait before repeating a create whose Idempotency-Key is still in progress",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    ("create_order", "429"): {
+        "Retry-After": {
+            "description": "Seconds until the seller's quota has room again",
             "schema": {"type": "integer", "minimum": 1},
         }
     },
@@ -103,7 +111,7 @@ def _operation(view_name: str, secured: bool, schemas: dict[str, Any]) -> dict[s
                     "content": {"application/json": {"schema": error_ref}},
                     **({"headers": ERROR_HEADERS[view_name, code]} if (view_name, code) in ERROR_HEADERS else {}),
                 }
-                for code, text in ERRORS.items()
+                for code, text in {**ERRORS, **EXTRA_ERRORS.get(view_name, {})}.items()
             },
         },
     }

@@ -92,7 +92,12 @@ def save_circuit(circuit: Circuit) -> Circuit:
     return stored
 
 
-# --- rate limit: a sliding one-second window of send slots ---------------------------------------------------
+# --- rate limit: a sliding one-second window of send slots, shared fairly between sellers ---------------------
+
+# A seller refused a slot within this many seconds still has deliveries waiting for this integrator: longer than a
+# refused delivery takes to come back from the queue (its wait, rounded to whole seconds, plus polling).
+ACTIVE_SECONDS = 5.0
+WAITING_PREFIX = "w#"
 
 
 @dataclass(frozen=True)
@@ -103,63 +108,138 @@ class SendSlot:
     wait: float = 0.0
 
 
-def reserve_send_slot(name: str, limit: int, margin: float = MARGIN_SECONDS) -> SendSlot:
-    """Reserve one of `limit` send slots in any one-second window, shared by every dispatcher.
+@dataclass(frozen=True)
+class _Window:
+    """The rate item as read: slot times, who holds each slot, and when each seller was last refused."""
 
-    The item keeps the times of the last `limit` sends; a send may take the oldest slot only if it is more than a
-    second (plus `margin`) old, swapped with a conditional write. A reserved slot is good for `margin` seconds:
-    a call that starts later than that could land within a second of the slot's next user, so it must not start
-    (`transport` refuses it). One write per reservation, plus one per conflict.
+    slots: list[float]
+    owners: list[str]
+    waiting: dict[str, float]
+
+    @classmethod
+    def read(cls, item: dict[str, Any] | None, limit: int) -> _Window | None:
+        """None when there is no window of this size yet (a new integrator, a changed limit, an older layout)."""
+        if not item or "slots" not in item or "owners" not in item or len(item["slots"]["L"]) != limit:
+            return None
+        waiting = {
+            attr[len(WAITING_PREFIX) :]: float(value["N"])
+            for attr, value in item.items()
+            if attr.startswith(WAITING_PREFIX) and "N" in value
+        }
+        return cls([float(v["N"]) for v in item["slots"]["L"]], [v["S"] for v in item["owners"]["L"]], waiting)
+
+    def share(self, seller: str, at: float, margin: float) -> tuple[int, list[float]]:
+        """(this seller's fair share of the window, the times of the live slots it holds). Sellers holding a live
+        slot or refused lately split the window evenly; alone, a seller has all of it."""
+        live = [(t, o) for t, o in zip(self.slots, self.owners, strict=True) if at - t < 1.0 + margin]
+        active = {o for _, o in live} | {s for s, t in self.waiting.items() if at - t < ACTIVE_SECONDS} | {seller}
+        return -(-len(self.slots) // len(active)), sorted(t for t, o in live if o == seller)
+
+
+def reserve_send_slot(name: str, limit: int, seller: str = "", margin: float = MARGIN_SECONDS) -> SendSlot:
+    """Reserve one of `limit` send slots in any one-second window, shared by every dispatcher and fairly between
+    the sellers whose deliveries wait for this integrator.
+
+    The item keeps the times of the last `limit` sends and the seller of each; a send may take the oldest slot only
+    if it is more than a second (plus `margin`) old, swapped with a conditional write. While several sellers wait,
+    each may hold at most its even share of the window, so one seller's burst delays another's order by about one
+    share of the window, not by the whole burst. A refused seller notes itself on the item (at most once per
+    ACTIVE_SECONDS / 2: one write per seller, not per refused delivery) so the others leave it its share.
+
+    A reserved slot is good for `margin` seconds: a call that starts later than that could land within a second of
+    the slot's next user, so it must not start (`transport` refuses it). One write per reservation, plus one per
+    conflict.
     """
     key = {"order_id": {"S": f"rate#{name}"}, "sk": {"S": "rate"}}
     dynamodb = client("dynamodb")
-    slots: list[float] | None = None
+    window: _Window | None = None
+    fresh = True
     for _ in range(8):
-        if slots is None or len(slots) != limit:
+        if fresh:
             item = dynamodb.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
-            stored = [float(v["N"]) for v in item["slots"]["L"]] if item and "slots" in item else []
-            slots = stored if len(stored) == limit else []
+            window = _Window.read(item, limit)
+            fresh = False
         at = time.time()  # taken after the read: the slot records when the send may start, not when we asked
-        if not slots:
-            try:
-                dynamodb.put_item(
-                    TableName=_table(),
-                    Item={
-                        **key,
-                        "slots": {"L": [{"N": repr(at)}] + [{"N": "0"}] * (limit - 1)},
-                        "slot_count": {"N": str(limit)},
-                    },
-                    ConditionExpression="attribute_not_exists(sk) OR slot_count <> :limit",
-                    ExpressionAttributeValues={":limit": {"N": str(limit)}},
-                )
+        if window is None:
+            if _start_window(key, limit, seller, at):
                 return SendSlot(send_by=at + margin)
-            except ClientError as exc:
-                if not _conditional_failure(exc):
-                    raise
-                slots = None
-                continue
-        index = min(range(limit), key=lambda i: slots[i] if slots else 0.0)
-        oldest = slots[index]
-        if at - oldest < 1.0 + margin:
-            return SendSlot(send_by=None, wait=1.0 + margin - (at - oldest))
-        try:
-            dynamodb.update_item(
-                TableName=_table(),
-                Key=key,
-                UpdateExpression=f"SET slots[{index}] = :now",
-                ConditionExpression=f"slots[{index}] = :old AND slot_count = :limit",
-                ExpressionAttributeValues={
-                    ":now": {"N": repr(at)},
-                    ":old": {"N": repr(oldest) if oldest else "0"},
-                    ":limit": {"N": str(limit)},
-                },
-            )
+            fresh = True
+            continue
+        share, held = window.share(seller, at, margin)
+        index = min(range(limit), key=lambda i: window.slots[i] if window else 0.0)
+        oldest = window.slots[index]
+        if at - oldest < 1.0 + margin or len(held) >= share:
+            _note_waiting(key, window, seller, at)
+            frees = oldest if len(held) < share else held[len(held) - share]
+            return SendSlot(send_by=None, wait=max(0.0, 1.0 + margin - (at - frees)))
+        if _take_slot(key, limit, index, oldest, seller, at, window, margin):
             return SendSlot(send_by=at + margin)
-        except ClientError as exc:
-            if not _conditional_failure(exc):
-                raise
-            slots = None  # someone took a slot meanwhile: read the window again
+        fresh = True  # someone took a slot meanwhile: read the window again
     return SendSlot(send_by=None, wait=0.2)  # heavy contention: wait a moment rather than spin
+
+
+def _start_window(key: dict[str, Any], limit: int, seller: str, at: float) -> bool:
+    """Write a new window of `limit` slots with the first one taken (unless another dispatcher just did)."""
+    try:
+        client("dynamodb").put_item(
+            TableName=_table(),
+            Item={
+                **key,
+                "slots": {"L": [{"N": repr(at)}] + [{"N": "0"}] * (limit - 1)},
+                "owners": {"L": [{"S": seller}] + [{"S": ""}] * (limit - 1)},
+                "slot_count": {"N": str(limit)},
+            },
+            ConditionExpression="attribute_not_exists(sk) OR slot_count <> :limit OR attribute_not_exists(owners)",
+            ExpressionAttributeValues={":limit": {"N": str(limit)}},
+        )
+    except ClientError as exc:
+        if not _conditional_failure(exc):
+            raise
+        return False
+    return True
+
+
+def _take_slot(
+    key: dict[str, Any], limit: int, index: int, oldest: float, seller: str, at: float, window: _Window, margin: float
+) -> bool:
+    """Swap the oldest slot for this send, and drop the waiting notes of sellers no longer waiting."""
+    stale = [s for s, t in window.waiting.items() if at - t >= ACTIVE_SECONDS][:20]
+    names = {f"#w{i}": WAITING_PREFIX + s for i, s in enumerate(stale)}
+    update = f"SET slots[{index}] = :now, owners[{index}] = :seller"
+    if stale:
+        update += " REMOVE " + ", ".join(names)
+    try:
+        client("dynamodb").update_item(
+            TableName=_table(),
+            Key=key,
+            UpdateExpression=update,
+            ConditionExpression=f"slots[{index}] = :old AND slot_count = :limit",
+            ExpressionAttributeValues={
+                ":now": {"N": repr(at)},
+                ":old": {"N": repr(oldest) if oldest else "0"},
+                ":limit": {"N": str(limit)},
+                ":seller": {"S": seller},
+            },
+            **({"ExpressionAttributeNames": names} if names else {}),
+        )
+    except ClientError as exc:
+        if not _conditional_failure(exc):
+            raise
+        return False
+    return True
+
+
+def _note_waiting(key: dict[str, Any], window: _Window, seller: str, at: float) -> None:
+    """Mark this seller as waiting for a slot, unless it was marked lately."""
+    if at - window.waiting.get(seller, 0.0) < ACTIVE_SECONDS / 2:
+        return
+    client("dynamodb").update_item(
+        TableName=_table(),
+        Key=key,
+        UpdateExpression="SET #w = :at",
+        ExpressionAttributeNames={"#w": WAITING_PREFIX + seller},
+        ExpressionAttributeValues={":at": {"N": repr(at)}},
+    )
 
 
 # --- health counters -----------------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def _attempt(
     send_by = None
     if integrator.max_requests_per_second:
         # Reserved last, right before the call: what the integrator sees is what the window counted.
-        slot = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second)
+        slot = control.reserve_send_slot(integrator.name, integrator.max_requests_per_second, order.seller_id)
         if slot.send_by is None:
             raise RateLimited(slot.wait)  # the claim is released: the re-queued job runs this attempt
         send_by = slot.send_by

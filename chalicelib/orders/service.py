@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from chalicelib import queue
 from chalicelib.db import deliveries as delivery_store
 from chalicelib.db import orders as store
+from chalicelib.db import quotas
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso, utcnow
@@ -20,7 +21,7 @@ from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.identity import Principal
 from chalicelib.domain.order import Order, TimelineEntry, new_order_id
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooManyRequests
 from chalicelib.idempotency import REPLAYED, run_once
 from chalicelib.observability import count, logger
 from chalicelib.orders.models import (
@@ -101,8 +102,21 @@ def sweep_outbox() -> int:
 # --- create / read / list ------------------------------------------------------------------------------------
 
 
+def _check_quota(seller_id: str) -> None:
+    """One seller's burst must not take the API, the queue and the integrators' rate limits from the others."""
+    per_second = get_settings().seller_orders_per_second
+    if per_second and (wait := quotas.take_create_slot(seller_id, per_second)) is not None:
+        count("OrdersThrottled")
+        raise TooManyRequests(
+            f"seller {seller_id} may create at most {per_second} orders per second",
+            wait,
+            [{"field": "seller.id", "message": f"over the quota of {per_second} orders per second; retry later"}],
+        )
+
+
 def _create(data: dict[str, Any]) -> dict[str, Any]:
     request = CreateOrderRequest.model_validate(data["body"])
+    _check_quota(request.seller.id)  # inside the idempotent function: a replayed answer spends no quota
     now = iso()
     order_id = new_order_id()
     payload = request.model_dump(mode="json")

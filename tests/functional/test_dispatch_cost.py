@@ -58,8 +58,9 @@ def test_one_order_to_three_integrators_costs_its_floor_of_requests(
     assert order["status"] == "dispatched"
     assert {d["status"] for d in order["deliveries"]} == {"delivered"}
     assert notified == ["order.dispatched"]
-    # create: the order's conditional PutItem (with its outbox mark) and the send; the dispatcher clears the mark.
-    assert create == Counter({"PutItem": 1, "SendMessage": 1})
+    # create: the seller's quota counter (a conditional UpdateItem), the order's conditional PutItem (with its
+    # outbox mark) and the send; the dispatcher clears the mark.
+    assert create == Counter({"UpdateItem": 1, "PutItem": 1, "SendMessage": 1})
     # dispatch: the order read once, its state rows in one Query, per integrator a claim (PutItem) and one
     # TransactWriteItems for the outcome and its attempt line, one UpdateItem to `dispatched` (clearing the
     # outbox), the batch's delete, and one health-counter UpdateItem per integrator and minute (per batch, not per

@@ -31,8 +31,8 @@ def _life(dispatch_requests: int) -> Life:
 def test_floor_and_goal_come_from_the_measured_steps() -> None:
     life = _life(dispatch_requests=13)
 
-    assert [report.floor_of(step) for step in life.steps] == [2, 1, 6, 2, 2, 1]
-    assert report._per_life_floor(life) == 2 + 6 + 2 + 2  # authorizer and sweeper apart
+    assert [report.floor_of(step) for step in life.steps] == [3, 1, 6, 2, 2, 1]
+    assert report._per_life_floor(life) == 3 + 6 + 2 + 2  # authorizer and sweeper apart
     assert life.total() == 2 + 13 + 4 + 3
     assert [report.before_of(step) for step in life.steps] == [3, 1, 37, 9, 8, 1]
 
