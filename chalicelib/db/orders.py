@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
@@ -15,6 +14,7 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import OrderRecord, ensure_bound
+from chalicelib.db.repository import ListFilter, Page
 from chalicelib.domain.events import OrderEvent
 from chalicelib.domain.order import Order
 from chalicelib.errors import MalformedRequest
@@ -152,21 +152,6 @@ def pending_outbox(older_than: str, limit: int = 100) -> list[str]:
 
 
 # --- listing -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    seller_id: str | None = None
-    user_id: str | None = None
-    status: str | None = None
-    overdue: bool = False
-
-
-@dataclass(frozen=True)
-class Page:
-    orders: list[Order]
-    next_cursor: str | None
-    items_read: int
 
 
 def _and(*conditions: Condition | None) -> Condition | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.db import orders as store
 from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.db.repository import repo
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso
 from chalicelib.domain.order import Order, TimelineEntry
@@ -31,7 +31,7 @@ def apply_status(
     known = [current] if current is not None else []
 
     def step() -> tuple[Order | None, bool]:
-        order = known.pop() if known else store.get(order_id)
+        order = known.pop() if known else repo().orders.get(order_id)
         if order is None:
             return None, False
         if not lifecycle.can_move(order.status, new_status) or (when is not None and not when(order)):
@@ -45,7 +45,7 @@ def apply_status(
                 "timeline": [*order.timeline, TimelineEntry(status=new_status, at=now, source=source, message=message)],
             }
         )
-        store.replace(changed, order.version)
+        repo().orders.replace(changed, order.version)
         logger.info(
             "order status changed",
             extra={"order_id": order_id, "from": order.status, "to": new_status, "source": source},
@@ -67,13 +67,13 @@ def move_from(
     first: list[Order] = [order]
 
     def step() -> tuple[Order | None, bool]:
-        current = first.pop() if first else store.get(order.id)
+        current = first.pop() if first else repo().orders.get(order.id)
         if current is None:
             return None, False
         clear = outbox_event is not None and current.outbox is not None and current.outbox.event_id == outbox_event
         if not lifecycle.can_move(current.status, new_status):
             if clear and outbox_event is not None:
-                store.clear_outbox(current.id, outbox_event)
+                repo().orders.clear_outbox(current.id, outbox_event)
             return current, False
         now = iso()
         entry = TimelineEntry(status=new_status, at=now, source=source, message=message)
@@ -86,7 +86,7 @@ def move_from(
                 "outbox": None if clear else current.outbox,
             }
         )
-        store.move_status(changed, current.version, clear_outbox=clear)
+        repo().orders.move_status(changed, current.version, clear_outbox=clear)
         logger.info(
             "order status changed",
             extra={"order_id": order.id, "from": current.status, "to": new_status, "source": source},
@@ -102,14 +102,14 @@ def amend(order_id: str, change: Callable[[Order], dict[str, Any] | None]) -> Or
     Conditional on the version like every order write, re-decided on conflict; returns the order as stored."""
 
     def step() -> Order | None:
-        order = store.get(order_id)
+        order = repo().orders.get(order_id)
         if order is None:
             return None
         fields = change(order)
         if fields is None:
             return order
         changed = order.model_copy(update={**fields, "version": order.version + 1, "updated_at": iso()})
-        store.replace(changed, order.version)
+        repo().orders.replace(changed, order.version)
         return changed
 
     return retry_on_conflict(step)

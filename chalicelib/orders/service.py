@@ -11,10 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from chalicelib import queue
-from chalicelib.db import deliveries as delivery_store
-from chalicelib.db import orders as store
 from chalicelib.db import quotas
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
+from chalicelib.db.repository import ListFilter, repo
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso, utcnow
 from chalicelib.domain.events import EventType, OrderEvent
@@ -37,7 +36,7 @@ MAX_LIMIT = 100
 
 
 def to_resource(order: Order, *, with_deliveries: bool = True) -> OrderResource:
-    deliveries = [state.public() for state in delivery_store.list_states(order.id)] if with_deliveries else []
+    deliveries = [state.public() for state in repo().deliveries.list_states(order.id)] if with_deliveries else []
     return OrderResource.model_validate(
         {
             "id": order.id,
@@ -79,7 +78,7 @@ def publish_outbox(order: Order, *, dispatcher_clears: bool = False) -> bool:
         count("OutboxSendFailed")
         return False
     if not dispatcher_clears:
-        store.clear_outbox(order.id, event.event_id)
+        repo().orders.clear_outbox(order.id, event.event_id)
     return True
 
 
@@ -89,8 +88,8 @@ def sweep_outbox() -> int:
     settings = get_settings()
     cutoff = iso(utcnow() - timedelta(seconds=settings.sweeper_grace_seconds))
     sent = 0
-    for order_id in store.pending_outbox(cutoff):
-        order = store.get(order_id)
+    for order_id in repo().orders.pending_outbox(cutoff):
+        order = repo().orders.get(order_id)
         if order is not None and order.outbox is not None and publish_outbox(order):
             sent += 1
     if sent:
@@ -132,7 +131,7 @@ def _create(data: dict[str, Any]) -> dict[str, Any]:
         timeline=[TimelineEntry(status=OrderStatus.PENDING, at=now, source="api", message="order received")],
         outbox=OrderEvent(type=EventType.CREATED, order_id=order_id, version=1, correlation_id=data["correlation_id"]),
     )
-    store.insert(order)
+    repo().orders.insert(order)
     publish_outbox(order, dispatcher_clears=True)  # one write fewer per order (the dispatcher's clears it)
     count("OrdersCreated")
     logger.info("order created", extra={"order_id": order_id, "seller_id": order.seller_id})
@@ -158,7 +157,7 @@ def create_order(
 
 
 def _visible(order_id: str, principal: Principal) -> Order:
-    order = store.get(order_id)
+    order = repo().orders.get(order_id)
     if order is None or not principal.may_see(order.seller_id):
         # Another seller's order is indistinguishable from a missing one.
         raise NotFound(f"order {order_id} not found")
@@ -183,7 +182,7 @@ def list_orders(
         if seller_id and seller_id != principal.seller_id:
             return OrderList(items=[], next_cursor=None).model_dump(mode="json")
         seller_id = principal.seller_id
-    page = store.list_orders(store.ListFilter(seller_id, user_id, status, overdue), limit, cursor)
+    page = repo().orders.list_orders(ListFilter(seller_id, user_id, status, overdue), limit, cursor)
     items = [to_resource(order, with_deliveries=False) for order in page.orders]
     return OrderList(items=items, next_cursor=page.next_cursor).model_dump(mode="json")
 
@@ -213,7 +212,7 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 def _save_change(order: Order, expected_version: int) -> Order:
-    store.replace(order, expected_version)  # StaleWrite when someone else changed it first
+    repo().orders.replace(order, expected_version)  # StaleWrite when someone else changed it first
     publish_outbox(order)
     return order
 

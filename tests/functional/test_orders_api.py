@@ -262,15 +262,16 @@ def test_bad_list_parameters_are_refused_with_details(api: Api, query: str, stat
 
 
 def test_a_page_reads_the_same_number_of_items_whatever_the_table_size(api: Api) -> None:
-    from chalicelib.db import orders as store
+    from chalicelib.db.repository import ListFilter, repo
 
+    store = repo().orders
     for _ in range(5):
         create(api)
-    small = store.list_orders(store.ListFilter(seller_id="s-1"), 3, None).items_read
+    small = store.list_orders(ListFilter(seller_id="s-1"), 3, None).items_read
     for _ in range(25):
         create(api)
-    large = store.list_orders(store.ListFilter(seller_id="s-1"), 3, None).items_read
-    everything = store.list_orders(store.ListFilter(), 3, None).items_read
+    large = store.list_orders(ListFilter(seller_id="s-1"), 3, None).items_read
+    everything = store.list_orders(ListFilter(), 3, None).items_read
     assert small == large == everything == 3
 
 
