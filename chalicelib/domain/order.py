@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from chalicelib.domain.clock import iso
 from chalicelib.domain.events import OrderEvent
+from chalicelib.domain.order_status import OrderStatus
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -24,26 +25,61 @@ def new_order_id() -> str:
     return "ord_" + "".join(reversed(chars))
 
 
+class PartyData(TypedDict):
+    """The customer (`user`) or the shop (`seller`) as stored, already validated by the API's `Party`."""
+
+    id: str
+    name: str
+    phone: NotRequired[str | None]
+    email: NotRequired[str | None]
+    lat: float
+    lng: float
+
+
+class ItemData(TypedDict):
+    id: str
+    name: str
+    quantity: int
+
+
+class OrderDetailsData(TypedDict):
+    """The seed's `order` object without its id (the order's own `id`), as stored."""
+
+    datetime: str
+    timezone: str
+    user_note: NotRequired[str]
+    items: list[ItemData]
+
+
 class TimelineEntry(BaseModel):
     """One change of the order. `event` marks an entry that records a fact without a status change (e.g.
     `delivery.unacknowledged`); `status` is then the status the order had."""
 
-    status: str
+    status: OrderStatus
     at: str = Field(default_factory=iso)
     source: str
     message: str | None = None
-    event: str | None = None
+    event: str | None = Field(
+        default=None, description="Only on entries that record a fact, not a status move (delivery.unacknowledged)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_event(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("event") is None:
+            data.pop("event", None)  # status entries keep their shape
+        return data
 
 
 class Order(BaseModel):
     id: str
-    status: str
+    status: OrderStatus
     version: int
     created_at: str
     updated_at: str
-    user: dict[str, Any]
-    seller: dict[str, Any]
-    details: dict[str, Any]
+    user: PartyData
+    seller: PartyData
+    details: OrderDetailsData
     timeline: list[TimelineEntry] = []
     outbox: OrderEvent | None = None
     # Integrators whose acknowledgement of this order is overdue (sparse index: `?delivery=overdue`).

@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 from chalicelib.domain.order import Order
+from chalicelib.domain.order_status import OrderStatus
 
 SAMPLE_ORDER_ID = "ord_SAMPLE"
 SAMPLE_ORDER: dict[str, Any] = {
@@ -42,7 +43,7 @@ def sample_order() -> Order:
     stamp = "2026-11-24T08:00:00.000Z"
     return Order(
         id=SAMPLE_ORDER_ID,
-        status="pending",
+        status=OrderStatus.PENDING,
         version=1,
         created_at=stamp,
         updated_at=stamp,

@@ -11,13 +11,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
-    model_serializer,
 )
 
 from chalicelib.domain.identifiers import Identifier
+from chalicelib.domain.order import TimelineEntry
+from chalicelib.domain.order_status import OrderStatus
 
 Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 # Leading and trailing whitespace is stripped first: a name must keep at least one other character.
@@ -116,23 +116,6 @@ class OrderPatch(_Strict):
     order: PatchOrderDetails | None = None
 
 
-class TimelineEntry(BaseModel):
-    status: str
-    at: str
-    source: str
-    message: str | None = None
-    event: str | None = Field(
-        default=None, description="Only on entries that record a fact, not a status move (delivery.unacknowledged)"
-    )
-
-    @model_serializer(mode="wrap")
-    def _without_empty_event(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("event") is None:
-            data.pop("event", None)  # status entries keep their shape
-        return data
-
-
 class DeliveryView(BaseModel):
     integrator: str
     status: str
@@ -168,7 +151,7 @@ class OrderResource(BaseModel):
     """What every order route answers with."""
 
     id: str
-    status: str
+    status: OrderStatus
     version: int
     created_at: str
     updated_at: str

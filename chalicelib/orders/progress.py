@@ -11,12 +11,13 @@ from chalicelib.db.repository import repo
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso
 from chalicelib.domain.order import Order, TimelineEntry
+from chalicelib.domain.order_status import OrderStatus
 from chalicelib.observability import logger
 
 
 def apply_status(
     order_id: str,
-    new_status: str,
+    new_status: OrderStatus,
     *,
     source: str,
     message: str | None = None,
@@ -56,7 +57,7 @@ def apply_status(
 
 
 def move_from(
-    order: Order, new_status: str, *, source: str, message: str | None = None, outbox_event: str | None = None
+    order: Order, new_status: OrderStatus, *, source: str, message: str | None = None, outbox_event: str | None = None
 ) -> tuple[Order | None, bool]:
     """`apply_status` from an order the caller read a moment ago: one conditional UpdateItem and no read, unless
     the order changed meanwhile (then re-read and re-decided). `outbox_event`: an event the caller has taken off

@@ -342,10 +342,11 @@ def test_cancel_keeps_the_record_and_queues_the_event(api: Api, aws: dict[str, s
 
 
 def test_cancel_of_a_finished_order_is_409(api: Api) -> None:
+    from chalicelib.domain.order_status import OrderStatus
     from chalicelib.orders.progress import apply_status
 
     order = create(api).json_body
-    for status in ("dispatched", "delivered"):
+    for status in (OrderStatus.DISPATCHED, OrderStatus.DELIVERED):
         apply_status(order["id"], status, source="test")
     response = api.delete(f"{ORDERS}/{order['id']}")
     assert response.status_code == 409

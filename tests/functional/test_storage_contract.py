@@ -16,6 +16,8 @@ from chalicelib.db.repository import ListFilter, Repositories, repo
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.order import Order, TimelineEntry
+from chalicelib.domain.order_status import OrderStatus
+from chalicelib.domain.sample_order import sample_order
 from chalicelib.errors import MalformedRequest
 
 
@@ -28,20 +30,25 @@ def store(request: pytest.FixtureRequest) -> Iterator[Repositories]:
         yield repo()
 
 
-def order(n: int, seller: str = "s-1", user: str = "u-1", status: str = "pending", outbox: bool = False) -> Order:
+def order(
+    n: int, seller: str = "s-1", user: str = "u-1", status: OrderStatus = OrderStatus.PENDING, outbox: bool = False
+) -> Order:
     at = f"2026-12-03T10:00:{n:02d}.000Z"
     order_id = f"ord_{n:04d}"
-    return Order(
-        id=order_id,
-        status=status,
-        version=1,
-        created_at=at,
-        updated_at=at,
-        user={"id": user},
-        seller={"id": seller},
-        details={"items": [{"id": "i-1", "name": "x", "quantity": 1}]},
-        timeline=[TimelineEntry(status=status, at=at, source="api")],
-        outbox=OrderEvent(type=EventType.CREATED, order_id=order_id, version=1, occurred_at=at) if outbox else None,
+    sample = sample_order()
+    return sample.model_copy(
+        update={
+            "id": order_id,
+            "status": status,
+            "created_at": at,
+            "updated_at": at,
+            "user": {**sample.user, "id": user},
+            "seller": {**sample.seller, "id": seller},
+            "timeline": [TimelineEntry(status=status, at=at, source="api")],
+            "outbox": OrderEvent(type=EventType.CREATED, order_id=order_id, version=1, occurred_at=at)
+            if outbox
+            else None,
+        }
     )
 
 
@@ -67,13 +74,15 @@ def test_an_order_is_inserted_once_and_read_back_as_written(store: Repositories)
 
 def test_a_write_on_a_stale_version_is_refused_by_both_kinds_of_write(store: Repositories) -> None:
     store.orders.insert(order(1))
-    changed = order(1).model_copy(update={"version": 2, "status": "accepted"})
+    changed = order(1).model_copy(update={"version": 2, "status": OrderStatus.ACCEPTED})
     store.orders.replace(changed, expected_version=1)
     with pytest.raises(StaleWrite):
         store.orders.replace(changed.model_copy(update={"version": 3}), expected_version=1)
     with pytest.raises(StaleWrite):
         store.orders.move_status(changed.model_copy(update={"version": 3}), 1, clear_outbox=False)
-    store.orders.move_status(changed.model_copy(update={"version": 3, "status": "preparing"}), 2, clear_outbox=False)
+    store.orders.move_status(
+        changed.model_copy(update={"version": 3, "status": OrderStatus.PREPARING}), 2, clear_outbox=False
+    )
     stored = store.orders.get("ord_0001")
     assert stored is not None and (stored.version, stored.status) == (3, "preparing")
 
@@ -88,7 +97,9 @@ def test_the_outbox_mark_is_cleared_only_for_its_own_event(store: Repositories) 
     assert store.orders.pending_outbox("2026-12-04") == []
     moved = order(2, outbox=True)
     store.orders.insert(moved)
-    store.orders.move_status(moved.model_copy(update={"version": 2, "status": "dispatched"}), 1, clear_outbox=True)
+    store.orders.move_status(
+        moved.model_copy(update={"version": 2, "status": OrderStatus.DISPATCHED}), 1, clear_outbox=True
+    )
     assert store.orders.pending_outbox("2026-12-04") == []
 
 

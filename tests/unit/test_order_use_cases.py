@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib.db.repository import ListFilter
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from chalicelib.orders import progress, service
 from chalicelib.orders.models import CreateOrderRequest
@@ -103,7 +104,7 @@ def test_without_if_match_a_change_is_reapplied_on_top_of_a_concurrent_move(twin
     def replace_after_a_callback(order, expected_version):  # type: ignore[no-untyped-def]
         if not raced.is_set():
             raced.set()
-            progress.apply_status(order_id, "accepted", source="delivery")  # lands between read and write
+            progress.apply_status(order_id, OrderStatus.ACCEPTED, source="delivery")  # lands between read and write
         real_replace(order, expected_version)
 
     twin.repos.orders.replace = replace_after_a_callback  # type: ignore[method-assign]
@@ -125,15 +126,15 @@ def test_cancel_ends_the_order_once_and_tells_the_integrators_once(twin: Twin) -
 def test_an_ended_order_cannot_be_cancelled(twin: Twin) -> None:
     order_id = create()["id"]
     for status in ("accepted", "preparing", "ready", "picked_up", "delivered"):
-        assert progress.apply_status(order_id, status, source="delivery")[1]
+        assert progress.apply_status(order_id, OrderStatus(status), source="delivery")[1]
     with pytest.raises(Conflict):
         service.cancel_order(order_id, SELLER, if_match=None, correlation_id=None, reason=None)
 
 
 def test_status_only_moves_forward(twin: Twin) -> None:
     order_id = create()["id"]
-    assert progress.apply_status(order_id, "preparing", source="delivery")[1]
-    stored, moved = progress.apply_status(order_id, "accepted", source="loyalty")
+    assert progress.apply_status(order_id, OrderStatus.PREPARING, source="delivery")[1]
+    stored, moved = progress.apply_status(order_id, OrderStatus.ACCEPTED, source="loyalty")
     assert not moved and stored is not None and stored.status == "preparing"
     assert [entry.status for entry in stored.timeline] == ["pending", "preparing"]
 

@@ -12,6 +12,7 @@ from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
+from chalicelib.domain.sample_order import sample_order
 
 
 def integrator(**kw: Any) -> Integrator:
@@ -28,17 +29,8 @@ def integrator(**kw: Any) -> Integrator:
     return Integrator(**{**values, **kw})
 
 
-def order(status: str = OrderStatus.PENDING) -> Order:
-    return Order(
-        id="ord_1",
-        status=status,
-        version=3,
-        created_at="2026-11-25T10:00:00.000Z",
-        updated_at="2026-11-25T10:00:00.000Z",
-        user={"id": "u-1"},
-        seller={"id": "s-1"},
-        details={},
-    )
+def order(status: OrderStatus = OrderStatus.PENDING) -> Order:
+    return sample_order().model_copy(update={"id": "ord_1", "status": status, "version": 3})
 
 
 def state(status: DeliveryStatus, *, has_order: bool) -> DeliveryState:
