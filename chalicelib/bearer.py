@@ -1,5 +1,8 @@
 """Checking a presented bearer token: its format, the bootstrap admin token, and the stored token it names.
 
+One GetItem per check (API Gateway caches the answer for 60 s, so a revoked or expired token may work that much
+longer): the stored token's row, or for the bootstrap token the row that says whether an admin disabled it.
+
 Apart from chalicelib/tokens.py (issuing and listing, with their API schemas) so that the authorizer function, which
 runs before every API call, imports no pydantic: only this, token storage and settings (bench/coldstart.py).
 """
@@ -11,6 +14,7 @@ import hmac
 import re
 
 from chalicelib.db import tokens as store
+from chalicelib.domain.clock import iso
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.settings import get_settings
 
@@ -42,16 +46,23 @@ def _bootstrap_digest() -> str | None:
     return None
 
 
+def bootstrap_configured() -> bool:
+    return _bootstrap_digest() is not None
+
+
 def authenticate(raw: str) -> Principal | None:
     """Map a presented bearer token to a principal, or None. Timing does not reveal how much matched."""
     bootstrap = _bootstrap_digest()
     if bootstrap and hmac.compare_digest(digest(raw), bootstrap):
+        marker = store.get(BOOTSTRAP_ID)  # written by `DELETE /api/v1/tokens/bootstrap-admin`
+        if marker is not None and marker.revoked_at is not None:
+            return None
         return Principal(token_id=BOOTSTRAP_ID, role=Role.ADMIN)
     match = TOKEN.match(raw)
     if match is None:
         return None
     record = store.get(match.group(1))
-    if record is None or record.revoked_at is not None:
+    if record is None or not record.usable(iso()):
         return None
     if not hmac.compare_digest(digest(match.group(2)), record.secret_sha256):
         return None

@@ -27,7 +27,7 @@ from chalicelib.integrators.signing import SignatureError, verify
 from chalicelib.notifications import publisher
 from chalicelib.observability import count, logger
 from chalicelib.orders.progress import apply_status
-from chalicelib.validation import MAX_BODY_BYTES, field_errors, not_json
+from chalicelib.validation import MAX_BODY_BYTES, check_depth, field_errors, not_json
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
 MESSAGES = {
@@ -74,6 +74,7 @@ def _secrets_verify(integrator: str, headers: dict[str, str], body: bytes) -> st
 def _parse(body: bytes) -> CallbackRequest:
     if len(body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    check_depth(body)
     try:
         data = json.loads(body, parse_constant=not_json)
     except (UnicodeDecodeError, json.JSONDecodeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -10,6 +11,12 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 
 MAX_BODY_BYTES = 64 * 1024
+# Arrays and objects nested deeper than this are refused before parsing: Python's parser recurses (a 64 KB body
+# of `[` is a RecursionError, a 500) and DynamoDB refuses documents nested past 32 levels. No request of this API
+# needs more than 5; callback `details` get the rest.
+MAX_JSON_DEPTH = 16
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -26,6 +33,22 @@ def not_json(constant: str) -> Any:
     raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
 
 
+def check_depth(raw: bytes) -> None:
+    """MalformedRequest when arrays and objects nest deeper than MAX_JSON_DEPTH. One pass over the bytes outside
+    strings, without parsing (so without recursion); it stops at the first level too deep."""
+    depth = 0
+    for bracket in _STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET):
+        if bracket in b"[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise MalformedRequest(
+                    f"request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
+                    [{"field": None, "message": f"at most {MAX_JSON_DEPTH} levels", "type": "json_too_deep"}],
+                )
+        else:
+            depth -= 1
+
+
 def parse_json(raw: bytes | str | None) -> Any:
     if not raw:
         raise MalformedRequest("request body is empty; send a JSON document")
@@ -33,6 +56,7 @@ def parse_json(raw: bytes | str | None) -> Any:
         raw = raw.encode()
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    check_depth(raw)
     try:
         return json.loads(raw, parse_constant=not_json)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -35,7 +35,17 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "api_handler": [
         ((*READ, *WRITE), ("orders", "orders_indexes", "deliveries")),
         (("dynamodb:Query",), ("deliveries_indexes",)),
-        (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"), ("tokens",)),
+        # ConditionCheckItem: revoking an admin token checks, in the same transaction, that another one remains.
+        (
+            (
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Scan",
+                "dynamodb:ConditionCheckItem",
+            ),
+            ("tokens",),
+        ),
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"), ("integrators",)),
         (IDEMPOTENCY, ("idempotency",)),
         (("sqs:SendMessage", "sqs:GetQueueUrl"), ("queue",)),

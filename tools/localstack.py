@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tells tools/moto_server.py that its stdin is our pipe, to exit when it closes.
+EXIT_WITH_PARENT = "ORDER_RELAY_MOTO_EXIT_WITH_PARENT"
 REGION = "us-east-1"
 COLOURS = {
     "dim": "2",
@@ -92,10 +94,15 @@ def claim_lock(directory: Path) -> Path:
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
+    """The moto server as a child process that never outlives this one: it holds the read end of a pipe whose
+    only write end is ours (`stdin`), and exits when that closes, which the kernel does when we exit, however we
+    die (SIGKILL included). `process.terminate()` stops it earlier."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
         # moto's server with its transactions' rollback kept to the items they name (see tools/moto_server.py).
         [sys.executable, "-m", "tools.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
+        env={**os.environ, EXIT_WITH_PARENT: "1"},
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -383,7 +390,21 @@ def configure(api_port: int, aws_port: int) -> str:
     return admin_token
 
 
+def _terminated(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the stack whatever its parent did. A background job of a non-interactive
+    shell starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler: the stack never left
+    its wait. Both signals raise KeyboardInterrupt in the main thread, during start-up too, so the same clean-up
+    runs (moto stopped, state files removed)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminated)
+
+
 def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best in one place
+    stop_on_signals()
     started = time.monotonic()
     api_port = int(os.environ.get("ORDER_RELAY_PORT", "8000"))
     aws_port = int(os.environ.get("ORDER_RELAY_AWS_PORT", "4577"))
@@ -436,7 +457,6 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
         }
         (directory / "stack.json").write_text(json.dumps(stack, indent=2))
         banner(stack, time.monotonic() - started)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             stop.wait()
         except KeyboardInterrupt:
@@ -500,4 +520,7 @@ def banner(stack: dict[str, Any], seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # stopped during start-up: everything started is already stopped
+        sys.exit(130)

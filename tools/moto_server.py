@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import sys
 import threading
 import types
@@ -39,6 +40,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.sqs.models import Message, SQSBackend
 
+# Set by the local stack (tools.localstack.start_moto, same name), whose pipe is this process's stdin.
+EXIT_WITH_PARENT = "ORDER_RELAY_MOTO_EXIT_WITH_PARENT"
 _moto_transact = DynamoDBBackend.transact_write_items
 _moto_query = Table.query
 _moto_all_items = Table.all_items
@@ -137,7 +140,20 @@ def install() -> None:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
 
 
+def exit_with_parent() -> None:
+    """Exit as soon as stdin reaches its end: the parent holds the only write end, and the kernel closes it when
+    the parent exits or is killed, so this server never outlives the stack that started it."""
+
+    def watch() -> None:
+        sys.stdin.buffer.read()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 if __name__ == "__main__":
+    if os.environ.get(EXIT_WITH_PARENT) == "1":
+        exit_with_parent()
     install()
     from moto import server
 

@@ -32,7 +32,13 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
     "retry_delivery": ("Send a failed delivery again (admin)", None, 202, None),
     "create_token": ("Issue an API token, shown once (admin)", CreateTokenRequest, 201, IssuedToken),
     "list_tokens": ("List tokens without their secrets (admin)", None, 200, None),
-    "revoke_token": ("Revoke a token (admin)", None, 204, None),
+    "revoke_token": (
+        "Revoke a token; `bootstrap-admin` disables the bootstrap admin token. 409 for the last admin token that "
+        "works and does not expire (admin)",
+        None,
+        204,
+        None,
+    ),
     "create_integrator": ("Register an integrator (admin)", CreateIntegratorRequest, 201, IntegratorView),
     "list_integrators": ("List integrators, secrets masked (admin)", None, 200, None),
     "get_integrator": ("Get one integrator, secrets masked (admin)", None, 200, IntegratorView),

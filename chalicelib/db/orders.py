@@ -217,7 +217,7 @@ def decode_cursor(cursor: str, index: Any, hash_value: str) -> dict[str, Any]:
         if key[partition]["S"] != hash_value:
             raise ValueError("cursor belongs to another partition")
         return key
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, json.JSONDecodeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error, json.JSONDecodeError):
         raise MalformedRequest(
             "cursor is not valid for this query",
             [{"field": "cursor", "message": "pass next_cursor from the previous page with the same filters"}],

@@ -163,6 +163,7 @@ class TokenRecord(Record):
     label = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     revoked_at = UnicodeAttribute(null=True)
+    expires_at = UnicodeAttribute(null=True)
 
 
 class IntegratorRecord(Record):

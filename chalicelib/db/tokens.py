@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
-from chalicelib.db.concurrency import condition_failed
+from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import TokenRecord, ensure_bound
 from chalicelib.domain.token import StoredToken
 
@@ -20,6 +22,7 @@ def _to_domain(record: TokenRecord) -> StoredToken:
         label=record.label,
         created_at=record.created_at,
         revoked_at=record.revoked_at,
+        expires_at=record.expires_at,
     )
 
 
@@ -50,7 +53,38 @@ def revoke(token_id: str, at: str) -> bool:
     return True
 
 
+def revoke_keeping(token_id: str, at: str, keeper: str, *, create: bool = False) -> None:
+    """Revoke `token_id` only while `keeper` is still not revoked, in one transaction: two admins revoking each
+    other's token at once cannot both succeed and leave no admin. `create` writes the row when there is none
+    (the bootstrap token has no row until it is disabled). StaleWrite when the keeper was revoked meanwhile."""
+    ensure_bound()
+    record = TokenRecord(token_id=token_id)
+    actions: list[Action] = [TokenRecord.revoked_at.set(at)]
+    if create:
+        actions += [
+            TokenRecord.role.set("admin"),
+            TokenRecord.label.set(TokenRecord.label | "bootstrap admin token"),
+            TokenRecord.secret_sha256.set(TokenRecord.secret_sha256 | ""),
+            TokenRecord.created_at.set(TokenRecord.created_at | at),
+        ]
+    try:
+        with TransactWrite(connection=TokenRecord._get_connection().connection) as transaction:
+            transaction.condition_check(TokenRecord, keeper, condition=TokenRecord.revoked_at.does_not_exist())
+            transaction.update(record, actions=actions, condition=None if create else TokenRecord.token_id.exists())
+    except TransactWriteError as exc:
+        reasons = {reason.code for reason in exc.cancellation_reasons if reason is not None} - {"None"}
+        if reasons and reasons <= {"ConditionalCheckFailed", "TransactionConflict"}:
+            raise StaleWrite(f"token {token_id}") from exc
+        raise
+
+
 def list_all(limit: int = 100) -> list[StoredToken]:
     """Admin listing; the tokens table is small (one row per issued token), a bounded Scan is fine here."""
     ensure_bound()
     return [_to_domain(record) for record in TokenRecord.scan(limit=limit)]
+
+
+def admins() -> list[StoredToken]:
+    """Every admin token row, revoked or not (the whole table is read: it holds one small row per token)."""
+    ensure_bound()
+    return [_to_domain(record) for record in TokenRecord.scan(filter_condition=TokenRecord.role == "admin")]

@@ -14,3 +14,8 @@ class StoredToken:
     label: str | None
     created_at: str
     revoked_at: str | None = None
+    expires_at: str | None = None
+
+    def usable(self, now: str) -> bool:
+        """Neither revoked nor expired at `now` (ISO text as `clock.iso` writes it, which sorts like time)."""
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

@@ -1,8 +1,10 @@
 """Which URLs the service may POST orders to: public https endpoints (plain http on loopback in the local stack).
 
 An address is judged after normalising every spelling a resolver accepts (`2130706433`, `0x7f000001`, `0177.1`,
-`127.1`, `::ffff:127.0.0.1`), and a name by every address it resolves to: at registration here, and again when
-each connection is made (`dispatch.egress`), so a name that later resolves inward is still refused.
+`127.1`, `::ffff:127.0.0.1`), an IPv6 address that carries an IPv4 one (NAT64 `64:ff9b::7f00:1`, 6to4
+`2002:7f00:1::`, Teredo) also by the IPv4 address it leads to, and a name by every address it resolves to: at
+registration here, and again when each connection is made (`dispatch.egress`), so a name that later resolves
+inward is still refused.
 """
 
 from __future__ import annotations
@@ -40,10 +42,40 @@ def literal_address(host: str) -> Address | None:
         return None
 
 
+# IPv6 prefixes whose addresses carry an IPv4 address a translator or tunnel delivers to (RFC 6052, 8215, 3056,
+# 4380, 4291): (prefix, offset in bits of the embedded IPv4 from the left, XOR mask of its bits).
+_CARRIES_IPV4: tuple[tuple[ipaddress.IPv6Network, int, int], ...] = (
+    (ipaddress.IPv6Network("::ffff:0:0/96"), 96, 0),  # IPv4-mapped
+    (ipaddress.IPv6Network("::/96"), 96, 0),  # IPv4-compatible (deprecated)
+    (ipaddress.IPv6Network("64:ff9b::/96"), 96, 0),  # NAT64, well-known prefix
+    (ipaddress.IPv6Network("64:ff9b:1::/48"), 96, 0),  # NAT64, local use (RFC 6052 /96 layout)
+    (ipaddress.IPv6Network("2002::/16"), 16, 0),  # 6to4
+    (ipaddress.IPv6Network("2001::/32"), 96, 0xFFFFFFFF),  # Teredo client, obfuscated
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address of a translation or tunnelling prefix leads to, else None."""
+    for network, offset, mask in _CARRIES_IPV4:
+        if address in network:
+            bits = (int(address) >> (96 - offset)) & 0xFFFFFFFF
+            return ipaddress.IPv4Address(bits ^ mask)
+    return None
+
+
 def internal_address(address: Address) -> bool:
-    """Loopback, private, link-local (instance metadata), unique-local, shared, multicast, reserved or unspecified."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Loopback, private, link-local (instance metadata), unique-local, shared, multicast, reserved or unspecified;
+    an IPv6 address that carries an IPv4 address (NAT64, 6to4, Teredo, mapped) is internal when that one is."""
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = embedded_ipv4(address)
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif carried is not None and _internal(carried):
+            return True
+    return _internal(address)
+
+
+def _internal(address: Address) -> bool:
     return (
         not address.is_global
         or address.is_multicast
