@@ -172,64 +172,6 @@ def quiet_service_logs() -> None:
     std.propagate = False
 
 
-def serve_api(app: Any, port: int) -> Any:
-    import functools
-
-    from chalice.config import Config
-    from chalice.local import ChaliceRequestHandler, LocalGatewayException, NotAuthorizedError, create_local_server
-
-    from tools.package import GATEWAY_RESPONSES
-
-    refusals = {kind: (int(status), code, message) for kind, status, code, message in GATEWAY_RESPONSES}
-
-    class QuietHandler(ChaliceRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            return
-
-        def _send_error_response(self, error: LocalGatewayException) -> None:
-            """The gateway's own refusals in the service's error shape, as the packaged API answers them."""
-            kind = {"AccessDeniedException": "ACCESS_DENIED", "UnauthorizedException": "MISSING_AUTHENTICATION_TOKEN"}
-            if isinstance(error, NotAuthorizedError):
-                status, code, message = refusals["UNAUTHORIZED"]
-            elif error.headers.get("x-amzn-ErrorType") in kind:
-                status, code, message = refusals[kind[error.headers["x-amzn-ErrorType"]]]
-            else:
-                status, code, message = 500, "internal_error", "the authorizer failed"
-            body = json.dumps({"error": {"code": code, "message": message, "details": []}})
-            self._send_http_response(status, {"Content-Type": "application/json"}, body)
-
-        def _parse_payload(self) -> Any:
-            """A body the handler cannot frame (chunked) closes the connection afterwards: left on a kept-alive
-            connection, it would be read as the start of the client's next request."""
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-            return super()._parse_payload()
-
-        def end_headers(self) -> None:
-            if self.close_connection and self.request_version == "HTTP/1.1":
-                self.send_header("Connection", "close")
-            super().end_headers()
-
-        def _not_routed(self) -> None:
-            """Methods API Gateway never routes (TRACE, QUERY, ...) get its refusal, not http.server's 501 page.
-            The body is read all the same, so the connection stays usable for the next request."""
-            self._parse_payload()
-            status, code, message = refusals["MISSING_AUTHENTICATION_TOKEN"]
-            body = json.dumps({"error": {"code": code, "message": message, "details": []}})
-            self._send_http_response(status, {"Content-Type": "application/json"}, body)
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("do_"):  # http.server looks up do_<METHOD> for any method a client sends
-                return self._not_routed
-            raise AttributeError(name)
-
-    config = Config.create(chalice_stage="local", app_name="order-relay", project_dir=str(ROOT))
-    server = create_local_server(app, config, "127.0.0.1", port)
-    server.server.RequestHandlerClass = functools.partial(QuietHandler, app_object=app, config=config)
-    threading.Thread(target=server.server.serve_forever, name="api", daemon=True).start()
-    return server
-
-
 # Lambda ends an invocation at its timeout; this process cannot stop a batch that overruns on a loaded machine. The
 # dispatcher's delivery claims last until the invocation's end, so the local context reports the queue's longest
 # visibility timeout: a claim outlives any local batch and a slow batch is never sent twice.
@@ -425,10 +367,11 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
         os.environ.update(env)
         quiet_service_logs()
         import app as application
+        from tools.local_gateway import serve_api
 
         app = application.app
         api_url = f"http://127.0.0.1:{api_port}"
-        server = serve_api(app, api_port)
+        server = serve_api(app, api_port, ROOT)
         run_pollers(app, stop)
         run_schedules(app, stop)
         run_phone(env["NOTIFICATIONS_TOPIC_ARN"], stop)
