@@ -15,12 +15,13 @@ from chalicelib.api import callbacks, docs, integrators, orders, tokens
 from chalicelib.api.authorizer import authorize
 from chalicelib.api.console import console
 from chalicelib.api.middleware import per_invocation
-from chalicelib.settings import DEFAULT_DISPATCH_MAX_CONCURRENCY
+from chalicelib.settings import DEFAULT_DISPATCH_MAX_CONCURRENCY, required_setting
 
 app = Chalice(app_name="order-relay", configure_logs=False)
 app.register_blueprint(console)
-# Read when the app is loaded for deployment; stages set them in .chalice/config.json.
-ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME", "order-relay-dev-orders")
+# Read when the app is loaded for deployment (`make package` / `make deploy` pass the stage's variables from
+# .chalice/config.json) and in each function. No default: a guessed name would wire a stage to another's queue.
+ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME") or required_setting("ORDERS_QUEUE_NAME")
 DISPATCH_MAX_CONCURRENCY = int(os.environ.get("DISPATCH_MAX_CONCURRENCY", DEFAULT_DISPATCH_MAX_CONCURRENCY))
 
 

@@ -334,6 +334,7 @@ def import_app() -> tuple[float, list[str]]:
     done = subprocess.run(  # noqa: S603 - our own interpreter
         [sys.executable, "-X", "importtime", "-c", "import app"],
         cwd=ROOT,
+        env={**os.environ, "ORDERS_QUEUE_NAME": "bench-import-only"},  # app.py wires its queue at import
         capture_output=True,
         text=True,
         check=True,

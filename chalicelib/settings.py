@@ -21,6 +21,14 @@ class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed: fail loudly at first use, never guess a name."""
 
 
+def required_setting(name: str) -> str:
+    """For the few names read when the app is loaded (event sources): say which variable is missing."""
+    raise ConfigurationError(
+        f"order-relay is misconfigured: {name} is not set (stages set it in .chalice/config.json; "
+        "`make package` and `make deploy` pass it)"
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting, typed and checked. A plain dataclass, not a pydantic model: every function reads settings on

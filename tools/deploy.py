@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra.resources import template  # noqa: E402
+from tools.package import stage_environment  # noqa: E402
 
 
 def stack_name(stage: str) -> str:
@@ -79,6 +80,7 @@ def main() -> None:
     subprocess.run(
         [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", args.stage],  # noqa: S603
         cwd=ROOT,
+        env={**os.environ, **stage_environment(args.stage)},
         check=True,
     )
     function = f"order-relay-{args.stage}-dispatch_orders"

@@ -118,6 +118,14 @@ def slim(zip_path: Path) -> tuple[int, int]:
     return zip_path.stat().st_size, unzipped
 
 
+def stage_environment(stage: str) -> dict[str, str]:
+    """The stage's variables from .chalice/config.json, for the chalice command that loads app.py: the app reads
+    the ones that wire event sources (ORDERS_QUEUE_NAME, DISPATCH_MAX_CONCURRENCY) when it is loaded."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    variables = config["stages"][stage].get("environment_variables", {})
+    return {name: str(value) for name, value in variables.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
@@ -133,7 +141,8 @@ def main() -> None:
     build.mkdir(exist_ok=True)
     merge = build / f"merge-{args.stage}.json"
     merge.write_text(json.dumps(merge_template(args.stage, concurrency), indent=2))
-    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    env = {**os.environ, **stage_environment(args.stage)}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     subprocess.run(  # noqa: S603 - our own chalice, fixed arguments
         [
             str(Path(sys.executable).parent / "chalice"),

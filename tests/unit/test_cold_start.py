@@ -21,6 +21,7 @@ SETTINGS = {
     "DELIVERIES_TABLE": "d",
     "IDEMPOTENCY_TABLE": "x",
     "ORDERS_QUEUE_URL": "https://sqs/q",
+    "ORDERS_QUEUE_NAME": "q",
     "NOTIFICATIONS_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t",
     "SECRETS_PREFIX": "order-relay/test",
     "ORDER_RELAY_ADMIN_TOKEN": "cold-start-admin-token",
