@@ -17,7 +17,7 @@ help:
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  AWS requests per order, dollars, cold start, scaling, fan-out, package (writes docs/benchmarks.md)"
 	@echo "make soak   2,000 orders from 20 clients through the local stack to three integrators; nothing lost"
-	@echo "make package / make deploy STAGE=dev   see README, Deploy"
+	@echo "make package / make deploy STAGE=dev   see docs/deploy-and-operations.md"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (3.12 preferred: the Lambda runtime)"; exit 1; }

@@ -59,7 +59,8 @@ def main() -> None:
     print(report.console(data))
     path = ROOT / "docs" / "benchmarks.md"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(report.document(data, time.perf_counter() - started))
+    kept = path.read_text() if path.exists() else None
+    path.write_text(report.keep_hand_written(kept, report.document(data, time.perf_counter() - started)))
     phases = ", ".join(f"{name} {value:.0f} s" for name, value in timings.items())
     print(f"\nwrote {path.relative_to(ROOT)} (bench took {time.perf_counter() - started:.0f} s: {phases})")
 

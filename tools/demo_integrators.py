@@ -40,7 +40,7 @@ DELIVER_WITHIN_SECONDS = 600  # the courier gets nothing more than 10 minutes af
 
 
 # The loyalty programme needs a member and what was bought, not where the customer lives or how to reach them:
-# its payload template sends no phone, email or location (README, "Payload mapping").
+# its payload template sends no phone, email or location (docs/payload-mapping.md).
 LOYALTY_TEMPLATE = (
     "{event: event, ref: order.id, member: user.id, shop: seller.id, placed_at: order.datetime,"
     " units: sum(order.items[].quantity), lines: order.items[].{sku: id, qty: quantity}}"

@@ -132,7 +132,7 @@ def sign_in(stack: Stack) -> Callable[..., None]:
 
 @pytest.fixture(scope="session")
 def screenshot() -> Callable[..., Path]:
-    """Screenshots go to docs/ (shown in the README) with UPDATE_SCREENSHOTS=1, else to a temporary folder: the
+    """Screenshots go to docs/ (shown in docs/console.md) with UPDATE_SCREENSHOTS=1, else to a temporary folder: the
     pictures are taken on every run, and the committed ones change only when someone means to."""
     import tempfile
 

@@ -43,3 +43,12 @@ def test_transactions_are_billed_as_writes_not_reads() -> None:
     assert usage.reads == 1 + 4 + 3  # the token and the callbacks' GetItems; the sweeper is not per order
     assert usage.delivery_writes == 3
     assert usage.other_writes == 9
+
+
+def test_a_bench_run_keeps_the_hand_written_section_of_the_document() -> None:
+    kept = f"{report.KEPT_HEADING}\n\nsoak: 2,000 of 2,000 delivered\n"
+    old = "# Benchmarks\n\nold figures\n\n" + kept
+
+    assert report.keep_hand_written(old, "# Benchmarks\n\nnew figures\n") == "# Benchmarks\n\nnew figures\n\n" + kept
+    assert report.keep_hand_written(None, "# Benchmarks\n") == "# Benchmarks\n"
+    assert report.keep_hand_written("# Benchmarks\n\nold figures\n", "new\n") == "new\n"
