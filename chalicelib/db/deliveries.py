@@ -156,6 +156,7 @@ def list_attempts(order_id: str) -> list[dict[str, Any]]:
                 "latency_ms": float(record.latency_ms),
                 "error_class": record.error_class,
                 "error": record.error,
+                "detail": record.detail,
                 "response_body": record.response_body,
                 "retry_in_seconds": record.retry_in_seconds,
                 "payload_template_version": (

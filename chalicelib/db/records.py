@@ -264,6 +264,7 @@ class AttemptRecord(Record):
     latency_ms = NumberAttribute()
     error_class = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
+    detail = UnicodeAttribute(null=True)  # a payload template's reason: admins only
     response_body = UnicodeAttribute(null=True)
     retry_in_seconds = NumberAttribute(null=True)
     payload_template_version = NumberAttribute(null=True)  # None: the seed's shape was sent

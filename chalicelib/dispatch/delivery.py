@@ -21,12 +21,14 @@ from chalicelib.dispatch import (
     circuit,
     claims,
     deadlines,
+    failures,
     outcomes,
     recording,
     transport,
     waiting,
 )
 from chalicelib.dispatch.circuit_policy import Admission
+from chalicelib.dispatch.failures import ErrorClass
 from chalicelib.dispatch.retry_policy import Outcome
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
@@ -221,7 +223,10 @@ def _attempt(
         body = payload.render_body(order, job.event, integrator.payload_template)
     except payload.PayloadTemplateError as exc:
         # Retrying cannot help: the same order fails the same template. Fixed template + admin retry sends it.
-        failed = transport.Result(Outcome.FAILED, None, 0.0, payload.ERROR_CLASS, str(exc))
+        # The reason (jmespath's words about the admin's template) goes to the admin-only attempt log.
+        failed = transport.Result(
+            Outcome.FAILED, None, 0.0, ErrorClass.PAYLOAD_TEMPLATE, failures.TEMPLATE_FAILED, detail=str(exc)[:1000]
+        )
         if probe is not None:
             circuit.release_probe(job.integrator, probe)  # nothing was sent: another delivery probes
         return recording.record(

@@ -117,7 +117,8 @@ class _GuardedMixin:
             for option in self.socket_options or ():
                 sock.setsockopt(*option)
             return sock
-        raise NewConnectionError(self, f"failed to connect to {host}: {last}")  # type: ignore[arg-type]
+        # Chained, so that what kind of failure it was can be told from types (dispatch.failures), not this text.
+        raise NewConnectionError(self, f"failed to connect to {host}: {last}") from last  # type: ignore[arg-type]
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
         _attach(self.sock)  # a kept-alive connection joins the current call's deadline too
@@ -146,6 +147,23 @@ class GuardedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
 
+def read_capped(response: requests.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of a streamed body (undecoded: no decompression bomb), and whether there was more.
+    The response is closed: a partner sending more than asked for never holds the connection."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size <= limit:
+            chunk = response.raw.read(8192, decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)[:limit], size > limit
+
+
 @cache
 def session() -> requests.Session:
     """One per container: connections to each integrator are kept alive between invocations."""
@@ -156,4 +174,4 @@ def session() -> requests.Session:
     return http
 
 
-__all__ = ["BlockedAddress", "Deadline", "deadline", "session"]
+__all__ = ["BlockedAddress", "Deadline", "deadline", "read_capped", "session"]

@@ -1,4 +1,7 @@
-"""Reading where an order stands with each integrator, and its whole attempt log."""
+"""Reading where an order stands with each integrator, and its whole attempt log.
+
+A seller reads every attempt's error class and the service's message, not what the integrator answered nor a
+payload template's reason: those are the integrator's and the admin's (an answer can echo a request header)."""
 
 from __future__ import annotations
 
@@ -9,10 +12,15 @@ from chalicelib.db import orders as order_store
 from chalicelib.domain.identity import Principal
 from chalicelib.errors import NotFound
 
+ADMIN_ONLY = frozenset({"response_body", "detail"})
+
 
 def attempts_for(order_id: str, principal: Principal) -> dict[str, Any]:
     order = order_store.get(order_id)
     if order is None or not principal.may_see(order.seller_id):
         raise NotFound(f"order {order_id} not found")
     states = [state.public() for state in store.list_states(order_id)]
-    return {"order_id": order_id, "deliveries": states, "attempts": store.list_attempts(order_id)}
+    attempts = store.list_attempts(order_id)
+    if not principal.is_admin:
+        attempts = [{k: v for k, v in attempt.items() if k not in ADMIN_ONLY} for attempt in attempts]
+    return {"order_id": order_id, "deliveries": states, "attempts": attempts}

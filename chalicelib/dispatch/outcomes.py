@@ -5,7 +5,6 @@ down for too long is disabled."""
 from __future__ import annotations
 
 from chalicelib.db import deliveries as store
-from chalicelib.dispatch.transport import Result
 from chalicelib.domain.circuit import Circuit
 from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.domain.order import Order
@@ -32,12 +31,13 @@ def on_first_delivery(order: Order, integrator: str, *, event_id: str | None = N
         )
 
 
-def on_failure(order: Order, job: DeliveryJob, result: Result) -> None:
-    detail = result.error or "delivery failed"
+def on_failure(order: Order, job: DeliveryJob) -> None:
+    """Tell the customer, in words of our own: neither the partner's name nor what went wrong is theirs to read
+    (the seller and admins see the error class and message on the delivery)."""
     publisher.notify(
         order,
         "delivery.failed",
-        f"We could not reach {job.integrator}: {detail}.",
+        "We could not send your order to one of the shop's partners.",
         key=f"{job.integrator}:{job.webhook_id}:{job.round}",
         data={"integrator": job.integrator},
     )

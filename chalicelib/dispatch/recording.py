@@ -11,6 +11,7 @@ from chalicelib import queue
 from chalicelib.db import deliveries as store
 from chalicelib.db.concurrency import retry_on_conflict
 from chalicelib.dispatch import acknowledgement, circuit, deadlines, health_tally, outcomes, transport, waiting
+from chalicelib.dispatch.failures import ErrorClass
 from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
@@ -18,7 +19,6 @@ from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
-from chalicelib.integrators import payload
 from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
@@ -28,6 +28,7 @@ STATUS_AFTER = {
     Outcome.RETRY: DeliveryStatus.RETRYING,
     Outcome.EXPIRED: DeliveryStatus.EXPIRED,
 }
+MAX_EXTERNAL_ID_CHARS = 200
 METRIC = {
     Outcome.DELIVERED: "DeliverySucceeded",
     Outcome.RETRY: "DeliveryRetried",
@@ -56,6 +57,7 @@ def _attempt_line(
         "latency_ms": round(result.latency_ms, 1),
         "error_class": result.error_class,
         "error": result.error,
+        "detail": result.detail,
         "response_body": result.body_text,
         "retry_in_seconds": round(delay, 1) if delay is not None else None,
         "payload_template_version": template_version,
@@ -113,7 +115,7 @@ def record(
     wrote (`claimed`; the row is read again only if something changed it meanwhile, a callback say). Returns the
     outcome."""
     now = clock.utcnow()
-    if result.error_class != payload.ERROR_CLASS:  # a template error sent nothing: it says nothing of the integrator
+    if result.error_class is not ErrorClass.PAYLOAD_TEMPLATE:  # nothing was sent: it says nothing of the integrator
         probe_failed = _note_answer(job, result, probe, now, template_version)
         if probe_failed is not None:
             return probe_failed
@@ -152,9 +154,7 @@ def record(
         if outcome is Outcome.DELIVERED:
             recorded.mark_delivered(job.webhook_id)
             recorded.response = result.response_json
-            if isinstance(result.response_json, dict):
-                external = result.response_json.get("external_id") or result.response_json.get("id")
-                recorded.external_id = str(external) if external is not None else state.external_id
+            recorded.external_id = external_id(result.response_json) or state.external_id
         return store.put_state_with_attempt(recorded, state.revision, now, get_settings().attempt_ttl_days, **line)
 
     stored = retry_on_conflict(step)
@@ -171,8 +171,25 @@ def record(
         },
     )
     count(METRIC[outcome])
-    _follow_up(job, order, result, outcome, stored, deliver_by)
+    _follow_up(job, order, outcome, stored, deliver_by)
     return outcome.value
+
+
+def external_id(response: Any) -> str | None:
+    """The integrator's own id for the order from its 2xx answer (`external_id`, else `id`), when it is one:
+    text or a whole number, at most MAX_EXTERNAL_ID_CHARS, storable as UTF-8. Anything else is not kept."""
+    if not isinstance(response, dict):
+        return None
+    value = response.get("external_id") or response.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_EXTERNAL_ID_CHARS:
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): DynamoDB cannot store it
+        return None
+    return value
 
 
 def run_key(job: DeliveryJob) -> list[int]:
@@ -183,7 +200,6 @@ def run_key(job: DeliveryJob) -> list[int]:
 def _follow_up(
     job: DeliveryJob,
     order: Order,
-    result: transport.Result,
     outcome: Outcome,
     stored: DeliveryState,
     deliver_by: datetime | None,
@@ -194,6 +210,6 @@ def _follow_up(
     if outcome is Outcome.DELIVERED and job.event == EventType.CREATED:
         acknowledgement.check_later(stored, job.correlation_id)  # the window this 2xx opened: queue its check
     elif outcome is Outcome.FAILED:
-        outcomes.on_failure(order, job, result)
+        outcomes.on_failure(order, job)
     elif outcome is Outcome.EXPIRED and deliver_by is not None:
         outcomes.on_expired(order, job, iso(deliver_by))

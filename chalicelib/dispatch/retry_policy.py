@@ -45,12 +45,14 @@ def retry_delay(attempt: int, retry_after: float | None, settings: Settings) -> 
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or an HTTP date), None when absent or unreadable."""
+    """Seconds from a Retry-After header (delta seconds or an HTTP date), None when absent or unreadable (the
+    integrator wrote it: "²" is a digit to `str.isdigit` and not to `float`; a date can be out of range)."""
     if not value:
         return None
-    if value.strip().isdigit():
-        return float(value.strip())
+    seconds = value.strip()
+    if seconds.isascii() and seconds.isdigit():
+        return float(seconds)  # a huge figure is infinity, cut to MAX_DELAY_SECONDS by retry_delay
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - (time.time() if now is None else now))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None

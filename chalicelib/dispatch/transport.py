@@ -1,12 +1,15 @@
 """One HTTP POST to one integrator, authenticated its way, its answer classified by the retry policy.
 
 Calls go through `dispatch.egress` (checked addresses, a total deadline) and never follow a redirect; at most
-MAX_RESPONSE_BYTES of an answer are read, however much the integrator sends.
+MAX_RESPONSE_BYTES of an answer are read, however much the integrator sends. A failure is an error class and a
+message of the service's own (`dispatch.failures`), never an exception's text; a 2xx answer's JSON is kept only
+when it can be stored and shown again as it came (finite numbers, nested at most MAX_RESPONSE_DEPTH levels).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +17,9 @@ from typing import Any
 import requests
 import urllib3
 
-from chalicelib.dispatch import egress
+from chalicelib.dispatch import egress, failures
 from chalicelib.dispatch.authentication import TokenFetchError, auth_headers, tokens
+from chalicelib.dispatch.failures import ErrorClass
 from chalicelib.dispatch.retry_policy import Outcome, classify, parse_retry_after
 from chalicelib.domain.integrator import Integrator
 from chalicelib.settings import get_settings
@@ -24,39 +28,71 @@ USER_AGENT = "order-relay/1.0"
 BODY_LOG_LIMIT = 4096
 RESPONSE_KEEP_LIMIT = 16 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024
+MAX_RESPONSE_DEPTH = 32  # DynamoDB's own nesting limit for a document
 session = egress.session
+# Our own request cannot be built (a header value or URL the settings hold is not valid HTTP): retrying cannot help.
+UNBUILDABLE = (
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
 
 
 @dataclass
 class Result:
+    """One attempt's outcome. `error` is the service's own words, safe for a seller, a customer, a log line or
+    an SNS event; `detail` (a payload template's reason) and `body_text` (the integrator's answer) are for the
+    admin-only attempt log."""
+
     outcome: Outcome
     status_code: int | None
     latency_ms: float
-    error_class: str | None = None
+    error_class: ErrorClass | None = None
     error: str | None = None
     body_text: str | None = None
     response_json: Any = None
     retry_after: float | None = None
+    detail: str | None = None
 
 
 class SendWindowMissed(Exception):
     """The POST would start after its rate-limit slot's `send_by` time; nothing was sent."""
 
 
-def _read_capped(response: requests.Response) -> tuple[bytes, bool]:
-    """At most MAX_RESPONSE_BYTES of the body (undecoded: no decompression bomb), and whether there was more."""
-    chunks: list[bytes] = []
-    size = 0
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests (iteratively: the value came from a partner)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        current, level = todo.pop()
+        deepest = max(deepest, level)
+        if isinstance(current, dict):
+            todo.extend((item, level + 1) for item in current.values())
+        elif isinstance(current, list):
+            todo.extend((item, level + 1) for item in current)
+    return deepest
+
+
+def storable_json(content: bytes) -> tuple[Any, str | None]:
+    """A 2xx answer's JSON when it can be kept and shown again as is, else None and why (the text is kept)."""
     try:
-        while size <= MAX_RESPONSE_BYTES:
-            chunk = response.raw.read(8192, decode_content=False)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        response.close()
-    return b"".join(chunks)[:MAX_RESPONSE_BYTES], size > MAX_RESPONSE_BYTES
+        parsed = json.loads(content, parse_float=_finite, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return None, "response body is not JSON (kept as text)"
+    if _depth(parsed) > MAX_RESPONSE_DEPTH:
+        return None, f"response body nested over {MAX_RESPONSE_DEPTH} levels (kept as text)"
+    return parsed, None
 
 
 def _result(response: requests.Response, latency_ms: float, content: bytes, truncated: bool) -> Result:
@@ -66,13 +102,12 @@ def _result(response: requests.Response, latency_ms: float, content: bytes, trun
     if outcome is Outcome.DELIVERED:
         parsed, error = None, "response body over the read limit (truncated)" if truncated else None
         if content and not truncated and len(content) <= RESPONSE_KEEP_LIMIT:
-            try:
-                parsed = json.loads(content)
-            except ValueError:
-                error = "response body is not JSON (kept as text)"
+            parsed, error = storable_json(content)
         return Result(outcome, code, latency_ms, error=error, body_text=text, response_json=parsed)
+    if 300 <= code < 400:
+        return Result(outcome, code, latency_ms, ErrorClass.REDIRECT, f"HTTP {code}: redirects are not followed", text)
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if outcome is Outcome.RETRY else None
-    return Result(outcome, code, latency_ms, "HTTPError", f"HTTP {code}", text, retry_after=retry_after)
+    return Result(outcome, code, latency_ms, ErrorClass.HTTP, f"HTTP {code}", text, retry_after=retry_after)
 
 
 def delivery_headers(event: str, webhook_id: str, timestamp: int) -> dict[str, str]:
@@ -97,7 +132,9 @@ def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, se
         result = _post(integrator, event=event, webhook_id=webhook_id, body=body, connect=connect, send_by=send_by)
     if limit.expired and result.outcome is not Outcome.DELIVERED and result.status_code is None:
         total = connect + integrator.timeout_seconds
-        return Result(Outcome.RETRY, None, result.latency_ms, "Timeout", f"timed out after {total:g} s in total")
+        return Result(
+            Outcome.RETRY, None, result.latency_ms, ErrorClass.TIMEOUT, f"timed out after {total:g} s in total"
+        )
     return result
 
 
@@ -130,19 +167,29 @@ def _post(
             response = http.post(
                 integrator.url, data=body, headers=headers, timeout=timeouts, allow_redirects=False, stream=True
             )
-            if response.status_code == 401 and integrator.auth_type == "oauth2_client_credentials" and not refreshed:
-                response.close()
-                tokens.invalidate(integrator.auth)
-                continue
-            content, truncated = _read_capped(response)
-        except egress.BlockedAddress as exc:
-            return Result(Outcome.FAILED, None, elapsed(), "BlockedAddress", str(exc))
+        except egress.BlockedAddress:
+            return Result(Outcome.FAILED, None, elapsed(), ErrorClass.BLOCKED, failures.BLOCKED)
         except TokenFetchError as exc:
-            return Result(Outcome.RETRY if exc.retryable else Outcome.FAILED, None, elapsed(), "TokenError", str(exc))
-        except requests.Timeout as exc:
-            return Result(Outcome.RETRY, None, elapsed(), type(exc).__name__, "timed out")
+            outcome = Outcome.RETRY if exc.retryable else Outcome.FAILED
+            return Result(outcome, None, elapsed(), ErrorClass.TOKEN, exc.message)
+        except requests.ConnectTimeout:
+            return Result(Outcome.RETRY, None, elapsed(), ErrorClass.TIMEOUT, f"no connection within {connect:g} s")
+        except requests.Timeout:
+            wait = integrator.timeout_seconds
+            return Result(Outcome.RETRY, None, elapsed(), ErrorClass.TIMEOUT, f"no answer within {wait:g} s")
+        except UNBUILDABLE:
+            return Result(Outcome.FAILED, None, elapsed(), ErrorClass.REQUEST, failures.REQUEST_UNBUILDABLE)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            # urllib3 and socket errors come straight from reading a streamed body (cut short, or the deadline).
-            return Result(Outcome.RETRY, None, elapsed(), type(exc).__name__, str(exc)[:500])
+            message = failures.connection_message(exc)
+            return Result(Outcome.RETRY, None, elapsed(), ErrorClass.CONNECTION, message)
+        if response.status_code == 401 and integrator.auth_type == "oauth2_client_credentials" and not refreshed:
+            response.close()
+            tokens.invalidate(integrator.auth)
+            continue
+        try:
+            content, truncated = egress.read_capped(response, MAX_RESPONSE_BYTES)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            # Cut short (a dropped connection, the deadline: see `post`) or malformed (bad chunking) while reading.
+            return Result(Outcome.RETRY, None, elapsed(), ErrorClass.RESPONSE_UNREADABLE, failures.UNREADABLE)
         return _result(response, elapsed(), content, truncated)
     raise AssertionError("unreachable")  # pragma: no cover

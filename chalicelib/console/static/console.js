@@ -689,7 +689,7 @@
       if (!attempts.length) return el('p', { className: 'muted small', text: 'No attempts yet.' });
       const rows = attempts.slice().sort((a, b) => String(a.at).localeCompare(String(b.at))).map((a) => {
         const failedAttempt = a.outcome !== 'delivered';
-        const error = [a.error_class, a.error].filter(Boolean).join(': ');
+        const error = [a.error_class, a.error, a.detail].filter(Boolean).join(': ');
         const retryIn = a.retry_in_seconds ? 'next try in ' + a.retry_in_seconds + ' s' : '';
         const detail = [failedAttempt ? error : '', a.response_body ? excerpt(a.response_body, 160) : '', retryIn]
           .filter(Boolean).join(' · ');
