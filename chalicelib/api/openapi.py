@@ -61,7 +61,7 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
     "receive_callback": ("Status update from an integrator, Standard Webhooks signed", CallbackRequest, 200, None),
     "openapi_document": ("This document", None, 200, None),
     "console_page": ("The operator console (HTML; signs in with an admin token itself)", None, 200, None),
-    "console_asset": ("The operator console's script, style sheet and icon", None, 200, None),
+    "console_asset": ("The operator console's script modules, style sheet and icon", None, 200, None),
 }
 # Operations that also accept no body at all (a preview of the sample order through the saved template).
 OPTIONAL_BODY = frozenset({"preview_integrator_payload"})

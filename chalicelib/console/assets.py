@@ -3,6 +3,13 @@ refuse anything the console did not ship itself.
 
 Files are read on first request, not at import: every Lambda function imports app.py, and only the API's
 function ever serves the console.
+
+The scripts are ES modules (no build step): console.js holds the console's screens and imports api.js (the one API
+client) and dom.js (text-only rendering helpers). Those two are written for every page the service serves, and
+they live here, at <stage>/console/api.js and dom.js, rather than under a separate prefix: a later page (the
+tracking page, the integrator portal) adds its own module to this allow-list and imports them relatively, which
+keeps an API Gateway stage prefix without any configuration. A module must be sent with a JavaScript type (with
+`nosniff` a browser refuses anything else), and every file on the list gets the same security headers.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ from pathlib import Path
 STATIC = Path(__file__).resolve().parent / "static"
 
 # The allow-list: only these names are ever read from disk, so no request path can reach another file.
+JAVASCRIPT = "text/javascript; charset=utf-8"
 CONTENT_TYPES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
-    "console.js": "text/javascript; charset=utf-8",
+    "console.js": JAVASCRIPT,
+    "api.js": JAVASCRIPT,
+    "dom.js": JAVASCRIPT,
     "icon.svg": "image/svg+xml",
 }
 

@@ -297,6 +297,7 @@ def test_it_works_under_an_api_gateway_stage_prefix(page: Any, stack: Stack) -> 
     expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
     expect(page.locator(".orders-table")).to_be_visible()
     assert any("/prod/console/console.js" in url for url in seen)
+    assert any("/prod/console/api.js" in url for url in seen)  # a module's imports keep the prefix too
     assert any("/prod/api/v1/orders" in url for url in seen)
 
 

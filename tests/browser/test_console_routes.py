@@ -3,6 +3,7 @@ cacheable by revalidation, and served with a policy that lets the page run only 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from tests.conftest import Api
 FILES = {
     "/console": "text/html; charset=utf-8",
     "/console/console.js": "text/javascript; charset=utf-8",
+    "/console/api.js": "text/javascript; charset=utf-8",
+    "/console/dom.js": "text/javascript; charset=utf-8",
     "/console/console.css": "text/css; charset=utf-8",
     "/console/icon.svg": "image/svg+xml",
 }
@@ -31,7 +34,7 @@ def test_each_file_is_public_with_its_type_and_security_headers(api: Api, path: 
 
 def test_the_page_loads_only_relative_files(api: Api) -> None:
     page = api.get("/console", token="").body.decode()
-    assert 'src="console/console.js"' in page and 'href="console/console.css"' in page
+    assert '<script type="module" src="console/console.js">' in page and 'href="console/console.css"' in page
     assert "<script>" not in page and "style=" not in page and "//" not in page.split("<body>")[1]
 
 
@@ -62,8 +65,18 @@ def test_a_trailing_slash_is_sent_to_the_page_address_keeping_any_stage_prefix(a
     assert response.headers["Location"] == "../console"
 
 
-def test_the_script_never_writes_html(api: Api) -> None:
-    """Data reaches the page only as text: the script has no way to parse a string as HTML or code."""
-    script = api.get("/console/console.js", token="").body.decode()
+@pytest.mark.parametrize("module", ["console.js", "api.js", "dom.js"])
+def test_no_served_module_writes_html(api: Api, module: str) -> None:
+    """Data reaches the page only as text: no module has a way to parse a string as HTML or code."""
+    script = api.get(f"/console/{module}", token="").body.decode()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in script, sink
+
+
+def test_the_console_imports_only_sibling_modules_that_are_served(api: Api) -> None:
+    """Module specifiers resolve against the importing module's URL: relative ones keep a stage prefix."""
+    script = api.get("/console/console.js", token="").body.decode()
+    imported = re.findall(r"""\bfrom\s*'([^']+)'""", script)
+    assert sorted(imported) == ["./api.js", "./dom.js"]
+    for specifier in imported:
+        assert api.get("/console/" + specifier.removeprefix("./"), token="").status_code == 200
