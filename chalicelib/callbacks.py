@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -34,6 +35,8 @@ from chalicelib.orders.progress import apply_status
 from chalicelib.validation import MAX_BODY_BYTES, field_errors, not_json
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
+# Signed timestamps, replay windows and secret overlaps are wall-clock time (unix seconds), as the sender's are.
+wall_clock = time.time
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # what a registered name can be (integrators.models.Name)
 # A replay of a callback passes the signature check while its signed timestamp is within the tolerance; its
 # answer is kept that long, plus a minute for the clocks of different containers.
@@ -87,7 +90,7 @@ def authenticate(name: str, headers: dict[str, str], body: bytes) -> tuple[Integ
     (no read), the secrets this container holds (cached), then one uncached re-read for a secret rotated
     elsewhere, at most once per name per `callback_secret_refresh_seconds`."""
     try:
-        signed = read_headers(headers, now=clock.utcnow().timestamp())
+        signed = read_headers(headers, now=wall_clock())
     except SignatureError as refused:
         raise _refused(refused.reason) from None
     integrator = cache.callback_integrator(name) if NAME.fullmatch(name) else None
@@ -101,7 +104,7 @@ def authenticate(name: str, headers: dict[str, str], body: bytes) -> tuple[Integ
 
 
 def _valid_secrets(integrator: Integrator) -> list[str]:
-    return integrator.callback_secrets_valid(clock.utcnow().timestamp())
+    return integrator.callback_secrets_valid(wall_clock())
 
 
 def _parse(body: bytes) -> CallbackRequest:
@@ -175,7 +178,7 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
                     [{"field": "webhook-id", "message": "use a new webhook-id for a different callback"}],
                 )
             return seen, True, None, {}
-        now = clock.utcnow().timestamp()
+        now = wall_clock()
         _check_room(state, now)
         order = order_store.get(update.order_id)
         if order is None:
