@@ -1,11 +1,15 @@
-"""Status updates posted by integrators: signature first, then the webhook id against the answers kept on the
-integrator's delivery row, then the state machine. Business outcomes (applied, ignored, refused) are returned, not
-raised, and kept on the row, so that a repeated webhook id is answered exactly like the first time."""
+"""Status updates posted by integrators: signature first (cheapest checks first), then the webhook id against
+the answers kept on the integrator's delivery row, then the state machine. Business outcomes (applied, ignored,
+refused) are returned, not raised, and kept on the row, so that a repeated webhook id is answered exactly like
+the first time."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+import time
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -17,19 +21,26 @@ from chalicelib.dispatch import acknowledgement
 from chalicelib.domain import clock
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso
-from chalicelib.domain.delivery import CallbackAnswer, DeliveryState
+from chalicelib.domain.delivery import CALLBACK_ANSWERS_IN_WINDOW, CallbackAnswer, DeliveryState
 from chalicelib.domain.identifiers import Identifier
+from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.errors import InvalidInput, MalformedRequest, NotFound, PayloadTooLarge, Unauthorized
+from chalicelib.errors import DomainError, InvalidInput, MalformedRequest, PayloadTooLarge, Unauthorized
 from chalicelib.integrators import cache
-from chalicelib.integrators.signing import SignatureError, verify
+from chalicelib.integrators.signing import TOLERANCE_SECONDS, SignatureError, SignedRequest, read_headers, signed_by
 from chalicelib.notifications import publisher
 from chalicelib.observability import count, logger
 from chalicelib.orders.progress import apply_status
 from chalicelib.validation import MAX_BODY_BYTES, check_depth, field_errors, not_json
 
 Text = Annotated[str, StringConstraints(max_length=1000)]
+# Signed timestamps, replay windows and secret overlaps are wall-clock time (unix seconds), as the sender's are.
+wall_clock = time.time
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # what a registered name can be (integrators.models.Name)
+# A replay of a callback passes the signature check while its signed timestamp is within the tolerance; its
+# answer is kept that long, plus a minute for the clocks of different containers.
+REPLAY_WINDOW_SECONDS = TOLERANCE_SECONDS + 60
 MESSAGES = {
     "accepted": "The shop accepted your order.",
     "preparing": "Your order is being prepared.",
@@ -52,23 +63,48 @@ class CallbackRequest(BaseModel):
     details: dict[str, Any] | None = None
 
 
-def _secrets_verify(integrator: str, headers: dict[str, str], body: bytes) -> str:
-    secrets = cache.callback_secrets(integrator)
-    if secrets is None:
-        raise NotFound(f"integrator {integrator} not found")
+class TooManyCallbacks(DomainError):
+    """More callbacks about one order within one replay window than its delivery row keeps answers for."""
+
+    status_code = 429
+    code = "too_many_callbacks"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+def _refused(reason: str) -> Unauthorized:
+    """The one answer to a callback that is not signed by a registered integrator: the same for a name that is
+    registered and one that is not, so an unsigned request learns no integrator's name."""
+    count("CallbackSignatureRefused")
+    return Unauthorized(f"webhook signature refused: {reason}")
+
+
+def authenticate(name: str, headers: dict[str, str], body: bytes) -> tuple[Integrator, SignedRequest]:
+    """The integrator that signed this callback, checked in order of cost: the headers' form and freshness
+    (no read), the secrets this container holds (cached), then one uncached re-read for a secret rotated
+    elsewhere, at most once per name per `callback_secret_refresh_seconds`."""
     try:
-        return verify(secrets, headers, body)
-    except SignatureError as first:
-        # The secret may have been rotated since this container cached it: look once more, uncached.
-        fresh = cache.callback_secrets(integrator, fresh=True) or []
-        if fresh != secrets:
-            try:
-                return verify(fresh, headers, body)
-            except SignatureError:
-                pass
-        logger.warning("callback signature refused", extra={"integrator": integrator, "reason": first.reason})
-        count("CallbackSignatureRefused")
-        raise Unauthorized(f"webhook signature refused: {first.reason}") from None
+        signed = read_headers(headers, now=wall_clock())
+    except SignatureError as refused:
+        raise _refused(refused.reason) from None
+    integrator = cache.callback_integrator(name) if NAME.fullmatch(name) else None
+    if integrator is not None and signed_by(_valid_secrets(integrator), signed, body):
+        return integrator, signed
+    fresh = cache.refresh_for_callback(name) if integrator is not None else None
+    if fresh is not None and signed_by(_valid_secrets(fresh), signed, body):
+        return fresh, signed
+    logger.warning("callback signature refused", extra={"integrator": name, "known": integrator is not None})
+    raise _refused("no_valid_signature")
+
+
+def _valid_secrets(integrator: Integrator) -> list[str]:
+    return integrator.callback_secrets_valid(wall_clock())
 
 
 def _parse(body: bytes) -> CallbackRequest:
@@ -87,11 +123,11 @@ def _parse(body: bytes) -> CallbackRequest:
         raise InvalidInput("invalid CallbackRequest", field_errors(exc)) from None
 
 
-def receive(integrator: str, headers: dict[str, str], body: bytes | str) -> tuple[int, dict[str, Any]]:
+def receive(name: str, headers: dict[str, str], body: bytes | str) -> tuple[int, dict[str, Any]]:
     raw = body.encode() if isinstance(body, str) else body
-    webhook_id = _secrets_verify(integrator, {k.lower(): v for k, v in headers.items()}, raw)
+    integrator, signed = authenticate(name, {k.lower(): v for k, v in headers.items()}, raw)
     update = _parse(raw)
-    answer, replayed = _apply(integrator, webhook_id, update)
+    answer, replayed = _apply(integrator, signed, update)
     return answer.status_code, {**answer.body, "duplicate": replayed}
 
 
@@ -100,8 +136,12 @@ def _fingerprint(update: CallbackRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _answer(webhook_id: str, fingerprint: str, status_code: int, body: dict[str, Any]) -> CallbackAnswer:
-    return CallbackAnswer(webhook_id=webhook_id, fingerprint=fingerprint, status_code=status_code, body=body)
+def _answer(
+    webhook_id: str, fingerprint: str, status_code: int, body: dict[str, Any], timestamp: int | None = None
+) -> CallbackAnswer:
+    return CallbackAnswer(
+        webhook_id=webhook_id, fingerprint=fingerprint, status_code=status_code, body=body, timestamp=timestamp
+    )
 
 
 def _refusal(code: str, message: str, status_code: int = 409) -> tuple[int, dict[str, Any]]:
@@ -114,20 +154,23 @@ def _not_found(message: str) -> tuple[CallbackAnswer, bool]:
     return _answer("", "", *_refusal("not_found", message, 404)), False
 
 
-def _apply(integrator: str, webhook_id: str, update: CallbackRequest) -> tuple[CallbackAnswer, bool]:
+def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackRequest) -> tuple[CallbackAnswer, bool]:
     """Decide and record one callback: (its answer, whether it is a replay of an answer already given).
 
     Idempotent without an idempotency record: the answer is kept on the integrator's delivery row by the row's
     own conditional write (its revision), after the order was moved, so a webhook id seen before is answered from
     the row and changes nothing, and a crash before the row write is simply decided again (the order, already
-    moved, does not move twice). Reads the row and the order once; each is re-read only after a conflict."""
+    moved, does not move twice). Answers stay on the row for as long as a replay of their callback could pass the
+    signature check (REPLAY_WINDOW_SECONDS). Reads the row and the order once; each is re-read only after a
+    conflict. A row of an earlier registration of the integrator's name is not this integrator's: 404."""
+    name, webhook_id = integrator.name, signed.webhook_id
     fingerprint = _fingerprint(update)
     moved: list[Order] = []  # the order as this callback moved it, in whichever try
 
     def step() -> tuple[CallbackAnswer, bool, DeliveryState | None, dict[str, Any]]:
-        state = delivery_store.get_state(update.order_id, integrator)
-        if state is None or not state.has_order:
-            return *_not_found(f"order {update.order_id} was never delivered to {integrator}"), None, {}
+        state = delivery_store.get_state(update.order_id, name)
+        if state is None or not state.has_order or not state.belongs_to(integrator.registration_id):
+            return *_not_found(f"order {update.order_id} was never delivered to {name}"), None, {}
         seen = state.callback_answer(webhook_id)
         if seen is not None:
             if seen.fingerprint != fingerprint:
@@ -136,20 +179,39 @@ def _apply(integrator: str, webhook_id: str, update: CallbackRequest) -> tuple[C
                     [{"field": "webhook-id", "message": "use a new webhook-id for a different callback"}],
                 )
             return seen, True, None, {}
+        now = wall_clock()
+        _check_room(state, now)
         order = order_store.get(update.order_id)
         if order is None:
             return *_not_found(f"order {update.order_id} not found"), None, {}
         # Any authenticated callback about the order shows the integrator has it: that answers its ack window.
         ack = acknowledgement.callback_fields(state, clock.utcnow())
-        status_code, body, remote = _decide(state, order, integrator, update, moved)
-        answer = _answer(webhook_id, fingerprint, status_code, body)
-        delivery_store.set_fields(state, **remote, **ack, callback_answers=state.with_callback_answer(answer))
+        status_code, body, remote = _decide(state, order, name, update, moved)
+        answer = _answer(webhook_id, fingerprint, status_code, body, signed.timestamp)
+        answers = state.with_callback_answer(answer, now, REPLAY_WINDOW_SECONDS)
+        delivery_store.set_fields(state, **remote, **ack, callback_answers=answers)
         return answer, False, state, ack
 
     answer, replayed, before, ack = retry_on_conflict(step)
     if before is not None:
         acknowledgement.after_callback(before, ack)
     return answer, replayed
+
+
+def _check_room(state: DeliveryState, now: float) -> None:
+    """Refuse a callback the row has no room to remember (429, before anything moves): past
+    CALLBACK_ANSWERS_IN_WINDOW answers in one replay window, forgetting one would let its replay apply again."""
+    open_answers = state.replayable_answers(now, REPLAY_WINDOW_SECONDS)
+    if len(open_answers) < CALLBACK_ANSWERS_IN_WINDOW:
+        return
+    oldest = min(answer.timestamp or 0 for answer in open_answers)
+    wait = max(1, math.ceil(oldest + REPLAY_WINDOW_SECONDS - now))
+    logger.warning("callback refused: too many", extra={"order_id": state.order_id, "integrator": state.integrator})
+    raise TooManyCallbacks(
+        f"more than {CALLBACK_ANSWERS_IN_WINDOW} callbacks about order {state.order_id} within "
+        f"{REPLAY_WINDOW_SECONDS} seconds; send this one again later",
+        wait,
+    )
 
 
 def _decide(

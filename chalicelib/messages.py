@@ -29,6 +29,9 @@ class DeliveryJob(BaseModel):
     # When the event was raised (a new round: when the admin asked): the delivery deadline counts from here.
     # Optional so that jobs queued before deadlines existed still parse; None means no deadline.
     raised_at: str | None = None
+    # The integrator registration the job was made for: a job left by a registration since deleted is not sent to
+    # a later registration of the same name. None: made for a registration without an id (or before they had one).
+    registration_id: str | None = None
 
 
 class AckCheck(BaseModel):

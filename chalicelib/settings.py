@@ -60,6 +60,10 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     attempt_ttl_days: int = 30
     seller_orders_per_second: int = 100
+    # After a rotation the previous callback secret stays valid this long (Standard Webhooks' usual 24 h).
+    callback_secret_overlap_seconds: int = 86400
+    # A callback whose signature fails re-reads its integrator's secrets uncached at most this often per name.
+    callback_secret_refresh_seconds: float = 5.0
 
     @classmethod
     def model_validate(cls, values: Mapping[str, object]) -> Settings:
@@ -104,6 +108,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "circuit_cooldown_seconds": (0, 900, True),
     "circuit_disable_after_seconds": (0, None, True),
     "seller_orders_per_second": (0, 100000, False),
+    "callback_secret_overlap_seconds": (0, 30 * 86400, False),
+    "callback_secret_refresh_seconds": (0, 300, False),
 }
 
 
@@ -179,6 +185,8 @@ _ENV = {
     "circuit_disable_after_seconds": ("CIRCUIT_DISABLE_AFTER_SECONDS",),
     "sweeper_grace_seconds": ("SWEEPER_GRACE_SECONDS",),
     "seller_orders_per_second": ("SELLER_ORDERS_PER_SECOND",),
+    "callback_secret_overlap_seconds": ("CALLBACK_SECRET_OVERLAP_SECONDS",),
+    "callback_secret_refresh_seconds": ("CALLBACK_SECRET_REFRESH_SECONDS",),
 }
 
 

@@ -76,10 +76,22 @@ ERRORS = {
     "422": "Invalid fields",
     "500": "Unexpected fault (the error carries a correlation id)",
 }
-# Errors only some operations answer.
-EXTRA_ERRORS = {"create_order": {"429": "Over the seller's create quota (SELLER_ORDERS_PER_SECOND)"}}
+# Answers only some operations give, besides ERRORS.
+OPERATION_ERRORS = {
+    "create_order": {"429": "Over the seller's create quota (SELLER_ORDERS_PER_SECOND)"},
+    "receive_callback": {
+        "429": "More callbacks about one order within the 5-minute replay window than can be remembered; "
+        "send it again after Retry-After seconds"
+    },
+}
 # Headers an error answer carries on some operations: how a client recovers without guessing.
 ERROR_HEADERS = {
+    ("receive_callback", "429"): {
+        "Retry-After": {
+            "description": "Seconds until the oldest remembered callback about this order leaves the replay window",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
     ("create_order", "409"): {
         "Retry-After": {
             "description": "Seconds to wait before repeating a create whose Idempotency-Key is still in progress",
@@ -117,7 +129,7 @@ def _operation(view_name: str, secured: bool, schemas: dict[str, Any]) -> dict[s
                     "content": {"application/json": {"schema": error_ref}},
                     **({"headers": ERROR_HEADERS[view_name, code]} if (view_name, code) in ERROR_HEADERS else {}),
                 }
-                for code, text in {**ERRORS, **EXTRA_ERRORS.get(view_name, {})}.items()
+                for code, text in {**ERRORS, **OPERATION_ERRORS.get(view_name, {})}.items()
             },
         },
     }

@@ -187,8 +187,8 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
     """Hold a delivery back without spending an attempt: the row becomes `waiting` and keeps the job to resume.
 
     One UpdateItem, no read: it creates the row for a first event, or points it at this job, unless this webhook
-    was already delivered, or the row already recorded this attempt (a late duplicate of a job that ran). False
-    when so.
+    was already delivered, or the row already recorded this attempt (a late duplicate of a job that ran), or the
+    row belongs to another registration of the integrator's name. False when so.
     """
     ensure_bound()
     webhook = str(job["webhook_id"])
@@ -210,6 +210,14 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
         DeliveryRecord.revision.add(1),
     ]
     actions.append(DeliveryRecord.next_attempt_at.set(until) if until else DeliveryRecord.next_attempt_at.remove())
+    registration = job.get("registration_id")
+    if registration:
+        actions.append(DeliveryRecord.registration_id.set(str(registration)))
+    same_registration = (
+        DeliveryRecord.registration_id == str(registration)
+        if registration
+        else DeliveryRecord.registration_id.does_not_exist()
+    )
     # A late duplicate of a job must never replace the later job already parked (or claimed) for this webhook:
     # resumed, it would replay an attempt that ran, and a replayed probe would hold the circuit half-open.
     not_run_yet = (
@@ -222,7 +230,7 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
         )
     )
     condition = DeliveryRecord.sk.does_not_exist() | (
-        ~DeliveryRecord.delivered_webhook_ids.contains(webhook) & not_run_yet
+        same_registration & ~DeliveryRecord.delivered_webhook_ids.contains(webhook) & not_run_yet
     )
     try:
         DeliveryRecord(order_id, STATE + integrator).update(actions=actions, condition=condition)

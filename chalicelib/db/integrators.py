@@ -33,6 +33,7 @@ def _to_domain(record: IntegratorRecord) -> IntegratorConfig:
         payload_template_version=int(record.payload_template_version or 0),
         deliver_within_seconds=_seconds(record.deliver_within_seconds),
         ack_within_seconds=_seconds(record.ack_within_seconds),
+        registration_id=record.registration_id,
     )
 
 

@@ -189,6 +189,7 @@ class IntegratorRecord(Record):
     updated_at = UnicodeAttribute()
     payload_template = UnicodeAttribute(null=True)
     payload_template_version = NumberAttribute(null=True)
+    registration_id = UnicodeAttribute(null=True)  # None: registered before registrations had ids
 
 
 class ByIntegratorStatusIndex(GlobalSecondaryIndex["DeliveryRecord"]):
@@ -239,6 +240,7 @@ class DeliveryRecord(Record):
     run = JSONAttribute(null=True)
     claimed_until = UnicodeAttribute(null=True)
     callback_answers = JSONAttribute(default=list)  # CallbackAnswer dicts: the integrator's last callbacks
+    registration_id = UnicodeAttribute(null=True)  # the integrator registration the row belongs to
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)

@@ -73,15 +73,33 @@ def claim(job: DeliveryJob, deliver_by: datetime | None, known: DeliveryState | 
 
     def step() -> DeliveryState | None:
         state = first.pop() if first else store.get_state(job.order_id, job.integrator)
+        if state is not None and not state.belongs_to(job.registration_id):
+            # Left by an earlier registration of this name: this registration starts afresh on it, inheriting
+            # nothing (has_order, delivered ids, callback answers, the earlier partner's reports).
+            claimed = fresh_row(job).model_copy(update=_pointing_at(job, deliver_by))
+            return store.put_state(claimed, state.revision)
         if state is not None and not runs(job, state):
             return None
         if state is None:
-            claimed = DeliveryState(order_id=job.order_id, integrator=job.integrator, **_pointing_at(job, deliver_by))
+            claimed = fresh_row(job).model_copy(update=_pointing_at(job, deliver_by))
         else:
             claimed = state.model_copy(update=_pointing_at(job, deliver_by))
         return store.put_state(claimed, state.revision if state else None)
 
     return retry_on_conflict(step)
+
+
+def fresh_row(job: DeliveryJob) -> DeliveryState:
+    """A row for `job`'s registration that has seen nothing yet."""
+    return DeliveryState(
+        order_id=job.order_id,
+        integrator=job.integrator,
+        registration_id=job.registration_id,
+        status=DeliveryStatus.PENDING,
+        event=job.event,
+        webhook_id=job.webhook_id,
+        updated_at=iso(),
+    )
 
 
 def release(claimed: DeliveryState) -> None:

@@ -34,7 +34,7 @@ from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
-from chalicelib.domain.integrator import Integrator
+from chalicelib.domain.integrator import Integrator, belongs
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.integrators import payload
@@ -77,8 +77,10 @@ def handle_job(job: DeliveryJob) -> None:
         logger.info("retry no longer needed", extra={"order_id": job.order_id, "integrator": job.integrator})
         return
     integrator = load_integrator(job.integrator)
-    if integrator is None:
-        if state is not None:
+    if integrator is None or not belongs(job.registration_id, integrator.registration_id):
+        # Removed, or removed and registered again: the job was for a registration that is gone. Its row ends
+        # here (not a later registration's row, should one have taken it over), and nothing is sent.
+        if state is not None and state.belongs_to(job.registration_id):
             supersede(state, "integrator removed")
         return
     if not integrator.enabled:

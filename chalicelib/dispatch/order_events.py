@@ -10,7 +10,7 @@ from chalicelib.db import deliveries as store
 from chalicelib.db import orders as order_store
 from chalicelib.dispatch import outcomes
 from chalicelib.dispatch.delivery import Attempted, deliver, supersede
-from chalicelib.dispatch.planner import drops_unsent_create, plan
+from chalicelib.dispatch.planner import drops_unsent_create, own_state, plan
 from chalicelib.domain.delivery import DeliveryState, webhook_id
 from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.integrator import Integrator
@@ -35,8 +35,9 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
     states = {state.integrator: state for state in store.list_states(order.id)}  # one Query for all
     for integrator in integrators if integrators is not None else load_integrators():
         state = states.get(integrator.name)
-        if state is not None and drops_unsent_create(event, state):
-            supersede(state, "order cancelled before this integrator received it")
+        own = own_state(integrator, state)
+        if own is not None and drops_unsent_create(event, own):
+            supersede(own, "order cancelled before this integrator received it")
             continue
         chosen = plan(event, order, integrator, state)
         if chosen is None:
@@ -50,8 +51,9 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
             webhook_id=webhook_id(order.id, chosen, version, integrator.name),
             correlation_id=event.correlation_id,
             raised_at=event.occurred_at,
+            registration_id=integrator.registration_id,
         )
-        jobs.append((job, integrator, states.get(integrator.name)))
+        jobs.append((job, integrator, state))  # an earlier registration's row: the claim starts it afresh
     futures = [  # in this invocation's context (see claims): one copy each, a Context runs in one thread at a time
         _deliveries.submit(contextvars.copy_context().run, deliver, job, integrator, state, order)
         for job, integrator, state in jobs

@@ -15,10 +15,17 @@ def drops_unsent_create(event: OrderEvent, state: DeliveryState | None) -> bool:
     return event.type is EventType.CANCELLED and state is not None and state.status.in_flight and not state.has_order
 
 
+def own_state(integrator: Integrator, state: DeliveryState | None) -> DeliveryState | None:
+    """The row if it belongs to this registration of the integrator; a row an earlier registration of the same
+    name left is not this one's (it never received that order), so it counts as no row."""
+    return state if state is not None and state.belongs_to(integrator.registration_id) else None
+
+
 def plan(event: OrderEvent, order: Order, integrator: Integrator, state: DeliveryState | None) -> EventType | None:
     """The event this integrator should receive now, or None."""
     if not integrator.enabled:
         return None
+    state = own_state(integrator, state)
     has_order = bool(state and state.has_order)
     # A queued retry will carry the latest content; a "pending" claim left by a crash is simply run again.
     retrying = bool(state and state.status.queued)

@@ -9,22 +9,35 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, mode
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
+from chalicelib.db import integrators as configs
 from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import StaleWrite
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.domain.events import EventType
+from chalicelib.domain.integrator import IntegratorConfig
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.messages import DeliveryJob
 
 
-def retry_failed(order_id: str, integrator: str, correlation_id: str | None) -> dict[str, Any]:
-    """Start a new round of attempts for a failed or expired delivery (a fresh deadline counts from now)."""
+def retry_failed(
+    order_id: str, integrator: str, correlation_id: str | None, *, config: IntegratorConfig | None = None
+) -> dict[str, Any]:
+    """Start a new round of attempts for a failed or expired delivery (a fresh deadline counts from now), for the
+    registration that made it only (`config`: the integrator as already read, if it was)."""
     order = order_store.get(order_id)
     state = store.get_state(order_id, integrator)
     if order is None or state is None:
         raise NotFound(f"no delivery of order {order_id} to {integrator}")
+    config = config or configs.get(integrator)
+    if config is None:
+        raise NotFound(f"integrator {integrator} not found")
+    if not state.belongs_to(config.registration_id):
+        raise Conflict(
+            f"this delivery belongs to an earlier registration of {integrator}, since deleted; "
+            "the integrator registered now under that name never had this order"
+        )
     if state.status not in (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED):
         raise Conflict(f"delivery is {state.status}; only a failed or expired delivery can be retried")
     if order.status == OrderStatus.CANCELLED and state.event is not EventType.CANCELLED:
@@ -40,6 +53,7 @@ def retry_failed(order_id: str, integrator: str, correlation_id: str | None) -> 
         round=next_round,
         correlation_id=correlation_id,
         raised_at=iso(),
+        registration_id=state.registration_id,
     )
     try:
         store.set_fields(state, status=DeliveryStatus.RETRYING.value, updated_at=iso(), last_error="retry requested")
@@ -78,11 +92,14 @@ class ReplayRequest(BaseModel):
 
 
 def replay_failed(integrator: str, request: ReplayRequest, correlation_id: str | None) -> dict[str, Any]:
+    config = configs.get(integrator)
+    if config is None:
+        raise NotFound(f"integrator {integrator} not found")
     failed = store.find(integrator, DeliveryStatus.FAILED.value, iso(request.since), iso(request.until))
     replayed, skipped = [], []
     for state in failed:
         try:
-            retry_failed(state.order_id, integrator, correlation_id)
+            retry_failed(state.order_id, integrator, correlation_id, config=config)
             replayed.append(state.order_id)
         except (Conflict, NotFound) as exc:
             skipped.append({"order_id": state.order_id, "reason": exc.message})

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from chalicelib import queue
 from chalicelib.db import deliveries as store
+from chalicelib.db.concurrency import StaleWrite
 from chalicelib.dispatch import circuit
 from chalicelib.dispatch import circuit_policy as policy
 from chalicelib.dispatch.circuit_policy import Admission
@@ -28,14 +29,32 @@ MAX_DELAY_SECONDS = 900
 
 
 def park(job: DeliveryJob, *, until: str | None, reason: str) -> None:
-    """Hold `job` back without spending an attempt (one conditional write)."""
+    """Hold `job` back without spending an attempt (one conditional write; on a row an earlier registration of
+    the name left, a second one first starts the row afresh for this one)."""
     job_data = job.model_dump(mode="json")
-    if store.park(job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso()):
+    parked = store.park(job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso())
+    if not parked and _took_over(job):
+        parked = store.park(job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso())
+    if parked:
         count("DeliveryWaiting")
         logger.info(
             "delivery waiting",
             extra={"order_id": job.order_id, "integrator": job.integrator, "reason": reason, "until": until},
         )
+
+
+def _took_over(job: DeliveryJob) -> bool:
+    """Whether the row belonged to an earlier registration and now starts afresh for `job`'s."""
+    from chalicelib.dispatch.claims import fresh_row
+
+    state = store.get_state(job.order_id, job.integrator)
+    if state is None or state.belongs_to(job.registration_id):
+        return False
+    try:
+        store.put_state(fresh_row(job), state.revision)
+    except StaleWrite:
+        return False  # the row moved meanwhile: whoever moved it decides
+    return True
 
 
 def drain(message: DrainWaiting) -> None:

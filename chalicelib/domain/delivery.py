@@ -9,13 +9,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.domain.events import EventType
+from chalicelib.domain.integrator import belongs
 
 # Kept on the state row to tell a redelivered job from a new one; only the latest few matter.
 DELIVERED_IDS_KEPT = 20
-# Callback answers kept on the state row for replays of a webhook id. Each is ~0.2 KB and every write of the row
-# is billed per KB, so fewer than the delivered ids: an order's life has about six callbacks per integrator, and
-# a repeat older than this is decided again, which changes nothing either (the status is already there).
+# Callback answers kept on the state row for replays of a webhook id: every answer while a replay of it can still
+# pass the signature check (its signed timestamp is within the tolerance, plus a margin for clocks), and the
+# latest CALLBACK_ANSWERS_KEPT whatever their age (an integrator retrying late with the same id). Each is ~0.2 KB
+# and every write of the row is billed per KB; an order's life has about six callbacks per integrator.
 CALLBACK_ANSWERS_KEPT = 10
+# At most this many answers in one replay window (~25 KB, far below DynamoDB's 400 KB item): an integrator that
+# sends more callbacks about one order within five minutes is told to slow down (429) rather than making the row
+# grow without bound or forgetting an id a replay could still use.
+CALLBACK_ANSWERS_IN_WINDOW = 100
 
 
 class DeliveryStatus(StrEnum):
@@ -54,6 +60,12 @@ class CallbackAnswer(BaseModel):
     fingerprint: str  # of the callback's body: the same id with another body is refused, not replayed
     status_code: int
     body: dict[str, Any]
+    timestamp: int | None = None  # the callback's signed webhook-timestamp (None: kept before it was recorded)
+
+    def replayable(self, now: float, window: float) -> bool:
+        """Whether a replay of this callback (same id, same signed timestamp) could still pass the signature
+        check at `now`: its answer must be kept until then."""
+        return self.timestamp is not None and now - self.timestamp <= window
 
 
 def webhook_id(order_id: str, event: str, version: int, integrator: str) -> str:
@@ -98,6 +110,7 @@ class DeliveryState(BaseModel):
     run: list[int] | None = None
     claimed_until: str | None = None
     callback_answers: list[CallbackAnswer] = []  # the integrator's last callbacks about this order, oldest first
+    registration_id: str | None = None  # the integrator registration this row belongs to (see domain.integrator)
     updated_at: str
     revision: int = 0
 
@@ -111,9 +124,18 @@ class DeliveryState(BaseModel):
     def callback_answer(self, webhook: str) -> CallbackAnswer | None:
         return next((answer for answer in self.callback_answers if answer.webhook_id == webhook), None)
 
-    def with_callback_answer(self, answer: CallbackAnswer) -> list[dict[str, Any]]:
-        """The row's answers with `answer` added (the oldest dropped past CALLBACK_ANSWERS_KEPT), as stored."""
-        kept = [*self.callback_answers, answer][-CALLBACK_ANSWERS_KEPT:]
+    def belongs_to(self, registration_id: str | None) -> bool:
+        return belongs(self.registration_id, registration_id)
+
+    def replayable_answers(self, now: float, window: float) -> list[CallbackAnswer]:
+        return [answer for answer in self.callback_answers if answer.replayable(now, window)]
+
+    def with_callback_answer(self, answer: CallbackAnswer, now: float, window: float) -> list[dict[str, Any]]:
+        """The row's answers with `answer` added, as stored: those a replay could still use, and the latest
+        CALLBACK_ANSWERS_KEPT; older ones are dropped."""
+        every = [*self.callback_answers, answer]
+        latest = len(every) - CALLBACK_ANSWERS_KEPT
+        kept = [entry for n, entry in enumerate(every) if n >= latest or entry.replayable(now, window)]
         return [entry.model_dump(mode="json") for entry in kept]
 
     def public(self) -> dict[str, Any]:
@@ -129,5 +151,6 @@ class DeliveryState(BaseModel):
                 "run",
                 "claimed_until",
                 "callback_answers",
+                "registration_id",
             },
         )

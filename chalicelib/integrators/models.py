@@ -84,8 +84,9 @@ class CreateIntegratorRequest(_Strict):
 
 class UpdateIntegratorRequest(_Strict):
     """Every field optional; `auth` replaces the whole auth block. `rotate_callback_secret` issues a new
-    callback secret and keeps the previous one valid until the next rotation. `payload_template: null` goes
-    back to the seed's shape; `null` removes a deadline."""
+    callback secret and keeps the previous one valid for CALLBACK_SECRET_OVERLAP_SECONDS (24 h by default);
+    `expire_previous_callback_secret` stops accepting the previous one at once (alone, or with a rotation for a
+    leaked secret). `payload_template: null` goes back to the seed's shape; `null` removes a deadline."""
 
     url: Url | None = None
     auth: Auth | None = None
@@ -97,7 +98,15 @@ class UpdateIntegratorRequest(_Strict):
     ack_within_seconds: AckWithin | None = None
     max_requests_per_second: RequestsPerSecond | None = None
     payload_template: PayloadTemplate | None = None
-    rotate_callback_secret: bool = False
+    rotate_callback_secret: bool = Field(
+        default=False,
+        description="Issue a new callback secret (shown once); the previous one stays valid for the overlap "
+        "(CALLBACK_SECRET_OVERLAP_SECONDS, 24 h by default)",
+    )
+    expire_previous_callback_secret: bool = Field(
+        default=False,
+        description="Stop accepting the previous callback secret now, instead of at the end of its overlap",
+    )
 
     @field_validator("url")
     @classmethod
@@ -127,6 +136,11 @@ class IntegratorView(BaseModel):
     payload_template: str | None = None
     payload_template_version: int | None = Field(
         default=None, description="Bumped on every template change; each attempt log entry names the one it used"
+    )
+    registration_id: str | None = Field(
+        default=None,
+        description="This registration's identity, new at every create: a name deleted and registered again "
+        "does not inherit the deliveries or callbacks of the earlier registration",
     )
     version: int
     created_at: str

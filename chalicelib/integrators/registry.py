@@ -6,7 +6,9 @@ Every change here drops the integrator from this container's cache (`integrators
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import replace
+from secrets import token_hex
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -45,6 +47,7 @@ def _view(config: IntegratorConfig, stored: dict[str, Any], callback_base: str |
         callback_url=f"{base}/api/v1/callbacks/{config.name}",
         payload_template=config.payload_template,
         payload_template_version=config.payload_template_version or None,
+        registration_id=config.registration_id,
         version=config.version,
         created_at=config.created_at,
         updated_at=config.updated_at,
@@ -83,6 +86,7 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
         payload_template_version=1 if request.payload_template is not None else 0,
         deliver_within_seconds=request.deliver_within_seconds,
         ack_within_seconds=request.ack_within_seconds,
+        registration_id=new_registration_id(),
     )
     try:
         store.insert(config)
@@ -100,6 +104,12 @@ def create_integrator(request: CreateIntegratorRequest, *, callback_base: str) -
     if isinstance(auth, HmacAuth) and auth is not request.auth:
         view["auth"]["secret"] = auth.secret  # generated for the caller: shown this once
     return view
+
+
+def new_registration_id() -> str:
+    """A registration's own identity: what its deliveries and callbacks are recorded under, so a name deleted and
+    registered again starts from nothing."""
+    return "reg_" + token_hex(8)
 
 
 def _config(name: str) -> IntegratorConfig:
@@ -167,10 +177,8 @@ def update_integrator(name: str, patch: Any, *, callback_base: str | None = None
     stored = secrets.read(current.secret_name, fresh=True)
     generated = _replace_auth(config, stored, request.auth) if request.auth is not None else None
     new_callback_secret = generate_secret() if request.rotate_callback_secret else None
-    if new_callback_secret:
-        # The previous secret stays valid until the next rotation, so integrators can switch without downtime.
-        stored["callback_secrets"] = [new_callback_secret, *(stored.get("callback_secrets") or [])[:1]]
-    if request.auth is not None or new_callback_secret:
+    callback_secrets_changed = _change_callback_secrets(stored, request, new_callback_secret)
+    if request.auth is not None or callback_secrets_changed:
         # Changed secrets go under a new name that only this update's row points at: a 409 below orphans nothing
         # anyone reads, and the current secret stays intact until the row has moved on.
         config.secret_name = secrets.new_secret_name(name)
@@ -198,6 +206,19 @@ def update_integrator(name: str, patch: Any, *, callback_base: str | None = None
     if generated:
         view["auth"]["secret"] = generated
     return view
+
+
+def _change_callback_secrets(stored: dict[str, Any], request: UpdateIntegratorRequest, new_secret: str | None) -> bool:
+    """Rotate (the previous secret stays valid for the overlap, so an integrator switches without downtime) and/or
+    end the previous secret's overlap at once (it leaked, or the integrator has switched). True if changed."""
+    current = list(stored.get("callback_secrets") or [])
+    if new_secret:
+        until = time.time() + get_settings().callback_secret_overlap_seconds
+        stored["callback_secrets"], stored[secrets.PREVIOUS_UNTIL] = [new_secret, *current[:1]], until
+    if request.expire_previous_callback_secret:
+        stored["callback_secrets"] = stored["callback_secrets"][:1] if new_secret else current[:1]
+        stored.pop(secrets.PREVIOUS_UNTIL, None)
+    return bool(new_secret) or (request.expire_previous_callback_secret and len(current) > 1)
 
 
 def _discard_unless_current(unused: IntegratorConfig, current: IntegratorConfig) -> None:

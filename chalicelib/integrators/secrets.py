@@ -16,6 +16,8 @@ from typing import Any
 from chalicelib.settings import get_settings
 
 CACHE_SECONDS = 300
+# Key of the stored value: until when (unix seconds) the previous callback secret is still accepted.
+PREVIOUS_UNTIL = "previous_callback_secret_until"
 
 
 def new_secret_name(name: str) -> str:
@@ -32,7 +34,8 @@ def write(secret_name: str, value: dict[str, Any]) -> None:
 
 
 def read(secret_name: str, *, fresh: bool = False) -> dict[str, Any]:
-    """`{"auth": {...secret auth fields}, "callback_secrets": [...]}`, cached CACHE_SECONDS unless `fresh`."""
+    """`{"auth": {...secret auth fields}, "callback_secrets": [current, previous?], PREVIOUS_UNTIL: seconds?}`,
+    cached CACHE_SECONDS unless `fresh`."""
     from chalicelib.aws import secret_text
 
     value = json.loads(secret_text(secret_name, max_age=CACHE_SECONDS, fresh=fresh))

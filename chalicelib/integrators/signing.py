@@ -12,9 +12,12 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 PREFIX = "whsec_"
 TOLERANCE_SECONDS = 300
+# A webhook id is kept with its answer on the delivery row: a longer one is refused before anything is read.
+MAX_WEBHOOK_ID_LENGTH = 256
 
 
 class SignatureError(ValueError):
@@ -56,23 +59,29 @@ def signature_headers(secret: str, msg_id: str, body: bytes, now: int | None = N
     }
 
 
-def verify(
-    secrets_: Sequence[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    now: float | None = None,
-    tolerance: int = TOLERANCE_SECONDS,
-) -> str:
-    """Return the webhook id when any `v1` signature matches any of the secrets (rotation on both sides)."""
+class SignedRequest(NamedTuple):
+    """A webhook's signature headers, read and checked for form and freshness (no secret needed yet)."""
+
+    webhook_id: str
+    timestamp: int
+    stamp: str  # the timestamp as sent: it is what was signed
+    signatures: tuple[bytes, ...]
+
+
+def read_headers(
+    headers: Mapping[str, str], *, now: float | None = None, tolerance: int = TOLERANCE_SECONDS
+) -> SignedRequest:
+    """The checks that need no secret, so a request that fails them costs no secret read: the three headers are
+    there and well-formed, and the timestamp is within `tolerance` of now."""
     lowered = {k.lower(): v for k, v in headers.items()}
     msg_id, stamp, header = (lowered.get(n) for n in ("webhook-id", "webhook-timestamp", "webhook-signature"))
     if not msg_id or not stamp or not header:
         raise SignatureError("missing_headers")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise SignatureError("bad_timestamp") from None
+    if len(msg_id) > MAX_WEBHOOK_ID_LENGTH:
+        raise SignatureError("webhook_id_too_long")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        raise SignatureError("bad_timestamp")
+    timestamp = int(stamp)
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise SignatureError("timestamp_out_of_range")
     offered = []
@@ -83,11 +92,33 @@ def verify(
                 offered.append(base64.b64decode(value, validate=True))
             except (binascii.Error, ValueError):
                 continue
+    if not offered:
+        raise SignatureError("no_valid_signature")
+    return SignedRequest(msg_id, timestamp, stamp, tuple(offered))
+
+
+def signed_by(secrets_: Sequence[str], request: SignedRequest, body: bytes) -> bool:
+    """Whether any offered `v1` signature matches any of the secrets (rotation on both sides)."""
     for secret in secrets_:
         key = _key(secret)
         if key is None:
             continue
-        expected = _digest(key, msg_id, stamp, body)
-        if any(hmac.compare_digest(expected, candidate) for candidate in offered):
-            return msg_id
-    raise SignatureError("no_valid_signature")
+        expected = _digest(key, request.webhook_id, request.stamp, body)
+        if any(hmac.compare_digest(expected, candidate) for candidate in request.signatures):
+            return True
+    return False
+
+
+def verify(
+    secrets_: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> str:
+    """Return the webhook id when any `v1` signature matches any of the secrets (rotation on both sides)."""
+    request = read_headers(headers, now=now, tolerance=tolerance)
+    if not signed_by(secrets_, request, body):
+        raise SignatureError("no_valid_signature")
+    return request.webhook_id

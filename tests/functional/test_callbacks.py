@@ -22,10 +22,11 @@ ORDERS = "/api/v1/orders"
 class Partner:
     """An integrator as the outside world sees us: registered, received orders, signs its callbacks."""
 
-    def __init__(self, api: Api, name: str, fake: FakeIntegrator) -> None:
+    def __init__(self, api: Api, name: str, fake: FakeIntegrator, *, path: str | None = None, **fields: Any) -> None:
         created = api.post(
             "/api/v1/integrators",
-            {"name": name, "url": fake.url(f"/{name}"), "auth": {"type": "none"}, "timeout_seconds": 1},
+            {"name": name, "url": fake.url(path or f"/{name}"), "auth": {"type": "none"}, "timeout_seconds": 1}
+            | fields,
         )
         assert created.status_code == 201, created.body
         self.api, self.name = api, name
@@ -117,10 +118,36 @@ def test_missing_signature_is_401(api: Api, delivered: Any) -> None:
     assert response.status_code == 401
 
 
-def test_unknown_integrator_is_404(api: Api, delivered: Any) -> None:
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"headers": {"webhook-signature": ""}},
+        {"headers": {"webhook-signature": "v1,AAAA"}},
+        {"secret": "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ=="},
+        {"skew": -360},
+    ],
+)
+def test_an_unsigned_callback_tells_a_registered_name_from_no_other(
+    api: Api, delivered: Any, tamper: dict[str, Any]
+) -> None:
+    """401 with the same body for a registered and an unknown name (issue 20): DESIGN.md's "404 for an unknown
+    integrator" would let anyone list the partners' names by probing the route. Only a callback that proves it
+    comes from the integrator learns more (404 for an order it never received)."""
+    order_id, courier, _ = delivered
+    known = courier.post({"order_id": order_id, "status": "accepted"}, msg_id="cb-probe", **tamper)
+    courier.path = "/api/v1/callbacks/nobody"
+    unknown = courier.post({"order_id": order_id, "status": "accepted"}, msg_id="cb-probe", **tamper)
+    courier.path = "/api/v1/callbacks/Not_A_Name"
+    malformed = courier.post({"order_id": order_id, "status": "accepted"}, msg_id="cb-probe", **tamper)
+    assert known.status_code == unknown.status_code == malformed.status_code == 401
+    assert known.json_body == unknown.json_body == malformed.json_body
+
+
+def test_a_signed_callback_for_an_unknown_integrator_name_is_401(api: Api, delivered: Any) -> None:
+    """Signed with the courier's secret but sent to a name nobody registered: nobody's signature, 401."""
     order_id, courier, _ = delivered
     courier.path = "/api/v1/callbacks/nobody"
-    assert courier.status(order_id, "accepted").status_code == 404
+    assert courier.status(order_id, "accepted").status_code == 401
 
 
 def test_one_integrator_cannot_touch_orders_it_never_received(api: Api, delivered: Any, fake: Any) -> None:
@@ -155,6 +182,44 @@ def test_rotated_callback_secret_old_and_new_both_pass(api: Api, delivered: Any)
         == 200
     )  # signed with the old secret
     assert courier.post({"order_id": order_id, "status": "preparing"}, secret=new).status_code == 200
+
+
+def test_a_rotated_out_callback_secret_stops_working_after_the_overlap(
+    api: Api, delivered: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: the previous secret stayed valid until the next rotation, with no end. Now for 24 h (the
+    default of CALLBACK_SECRET_OVERLAP_SECONDS), in this container and in one that cached it earlier."""
+    from chalicelib import callbacks
+
+    order_id, courier, _ = delivered
+    old = courier.secret
+    new = api.patch("/api/v1/integrators/courier", {"rotate_callback_secret": True}).json_body["callback_secret"]
+    assert courier.post({"order_id": order_id, "status": "accepted"}, secret=old).status_code == 200
+    day = 86400
+    monkeypatch.setattr(callbacks, "wall_clock", lambda: time.time() + day - 60)
+    assert courier.post({"order_id": order_id, "status": "preparing"}, secret=old, skew=day - 60).status_code == 200
+    monkeypatch.setattr(callbacks, "wall_clock", lambda: time.time() + day + 1)
+    late = courier.post({"order_id": order_id, "status": "ready"}, secret=old, skew=day + 1)
+    assert late.status_code == 401
+    assert courier.post({"order_id": order_id, "status": "ready"}, secret=new, skew=day + 1).status_code == 200
+
+
+def test_the_previous_callback_secret_can_be_expired_at_once(api: Api, delivered: Any) -> None:
+    order_id, courier, _ = delivered
+    old = courier.secret
+    new = api.patch("/api/v1/integrators/courier", {"rotate_callback_secret": True}).json_body["callback_secret"]
+    assert courier.post({"order_id": order_id, "status": "accepted"}, secret=old).status_code == 200
+    expired = api.patch("/api/v1/integrators/courier", {"expire_previous_callback_secret": True})
+    assert expired.status_code == 200 and "callback_secret" not in expired.json_body
+    assert courier.post({"order_id": order_id, "status": "preparing"}, secret=old).status_code == 401
+    assert courier.post({"order_id": order_id, "status": "preparing"}, secret=new).status_code == 200
+    # A leaked secret: rotate and end the old one in one change; only the newest works.
+    both = api.patch(
+        "/api/v1/integrators/courier", {"rotate_callback_secret": True, "expire_previous_callback_secret": True}
+    )
+    newest = both.json_body["callback_secret"]
+    assert courier.post({"order_id": order_id, "status": "ready"}, secret=new).status_code == 401
+    assert courier.post({"order_id": order_id, "status": "ready"}, secret=newest).status_code == 200
 
 
 # --- idempotency -----------------------------------------------------------------------------------------------

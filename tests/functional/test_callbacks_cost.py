@@ -4,6 +4,7 @@ nothing, a crash between the order's move and the row's write is decided again w
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -106,18 +107,108 @@ def test_a_crash_after_the_order_moved_is_decided_again_and_moves_nothing_twice(
     assert [n["MessageAttributes"]["event"]["Value"] for n in notifications(phone)] == ["order.accepted"]
 
 
-def test_only_the_latest_answers_are_kept_on_the_row(api: Api, delivered: Any, aws: dict[str, str]) -> None:
+def answers_on_row(aws: dict[str, str], order_id: str, integrator: str) -> list[dict[str, Any]]:
+    import json
+
     import boto3
 
+    row = boto3.client("dynamodb", region_name="us-east-1").get_item(
+        TableName=aws["DELIVERIES_TABLE"], Key={"order_id": {"S": order_id}, "sk": {"S": f"state#{integrator}"}}
+    )["Item"]
+    return list(json.loads(row["callback_answers"]["S"]))
+
+
+def test_a_webhook_id_is_remembered_for_the_whole_replay_window_however_many_came_after(
+    api: Api, delivered: Any, aws: dict[str, str]
+) -> None:
+    """Issue 20: only the last 10 ids were kept, so a captured callback replayed a minute later, after ten others,
+    was applied again (here: it set the courier's reported status back)."""
+    order_id, courier, _ = delivered
+    first = courier.post({"order_id": order_id, "status": "location_0"}, msg_id="loc-0")
+    for n in range(1, 13):
+        assert courier.post({"order_id": order_id, "status": f"location_{n}"}, msg_id=f"loc-{n}").status_code == 202
+    replay = courier.post({"order_id": order_id, "status": "location_0"}, msg_id="loc-0")
+    assert replay.status_code == 202 and replay.json_body == {**first.json_body, "duplicate": True}
+    rows = api.get(f"{ORDERS}/{order_id}").json_body["deliveries"]
+    courier_row = next(d for d in rows if d["integrator"] == "courier")
+    assert courier_row["remote_status"] == "location_12", "the replay changed nothing"
+
+
+def test_answers_leave_the_row_once_no_replay_can_pass_and_the_latest_stay(
+    api: Api, delivered: Any, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from chalicelib import callbacks
+    from chalicelib.callbacks import REPLAY_WINDOW_SECONDS
     from chalicelib.domain.delivery import CALLBACK_ANSWERS_KEPT
 
     order_id, courier, _ = delivered
-    for n in range(CALLBACK_ANSWERS_KEPT + 3):
+    for n in range(CALLBACK_ANSWERS_KEPT + 5):
+        courier.post({"order_id": order_id, "status": f"location_{n}"}, msg_id=f"loc-{n}")
+    assert len(answers_on_row(aws, order_id, "courier")) == CALLBACK_ANSWERS_KEPT + 5
+    monkeypatch.setattr(callbacks, "wall_clock", lambda: time.time() + REPLAY_WINDOW_SECONDS + 1)
+    later = courier.post({"order_id": order_id, "status": "arrived"}, msg_id="late", skew=REPLAY_WINDOW_SECONDS + 1)
+    assert later.status_code == 202, later.body
+    kept = answers_on_row(aws, order_id, "courier")
+    assert [a["webhook_id"] for a in kept] == [f"loc-{n}" for n in range(6, CALLBACK_ANSWERS_KEPT + 5)] + ["late"]
+    assert len(json.dumps(kept)) < 3000, "the row stays small: every write of it is billed per KB"
+
+
+def test_more_callbacks_in_one_window_than_the_row_can_remember_are_told_to_wait(
+    api: Api, delivered: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib import callbacks
+
+    order_id, courier, _ = delivered
+    monkeypatch.setattr(callbacks, "CALLBACK_ANSWERS_IN_WINDOW", 3)
+    for n in range(3):
         assert courier.post({"order_id": order_id, "status": f"location_{n}"}, msg_id=f"loc-{n}").status_code == 202
-    row = boto3.client("dynamodb", region_name="us-east-1").get_item(
-        TableName=aws["DELIVERIES_TABLE"], Key={"order_id": {"S": order_id}, "sk": {"S": "state#courier"}}
-    )["Item"]
-    assert len(row["callback_answers"]["S"]) < 3000, "the row stays small: every write of it is billed per KB"
-    # The newest are replayed; an id older than the kept ones is decided again (an unknown status: kept, 202).
-    assert courier.post({"order_id": order_id, "status": "location_12"}, msg_id="loc-12").json_body["duplicate"]
-    assert not courier.post({"order_id": order_id, "status": "location_0"}, msg_id="loc-0").json_body["duplicate"]
+    refused = courier.post({"order_id": order_id, "status": "accepted"}, msg_id="one-too-many")
+    assert refused.status_code == 429 and refused.json_body["error"]["code"] == "too_many_callbacks"
+    assert 1 <= int(refused.headers["Retry-After"]) <= callbacks.REPLAY_WINDOW_SECONDS
+    assert api.get(f"{ORDERS}/{order_id}").json_body["status"] == "dispatched"
+    assert courier.post({"order_id": order_id, "status": "location_0"}, msg_id="loc-0").json_body["duplicate"]
+
+
+def test_a_callback_missing_its_headers_or_out_of_time_reads_nothing(
+    api: Api, delivered: Any, aws_calls: Calls, aws: dict[str, str]
+) -> None:
+    """Issue 20: each such request re-read the integrator's secrets (DynamoDB and Secrets Manager)."""
+    order_id, courier, _ = delivered
+    body = {"order_id": order_id, "status": "accepted"}
+    for name in ("courier", "nobody"):
+        courier.path = f"/api/v1/callbacks/{name}"
+        aws_calls.clear()
+        assert api.request("POST", courier.path, body, token="").status_code == 401
+        assert courier.post(body, skew=-400).status_code == 401
+        assert courier.post(body, skew=400).status_code == 401
+        assert courier.post(body, headers={"webhook-timestamp": "soon"}).status_code == 401
+        assert requests(aws_calls, aws) == {}, name
+
+
+def test_forged_signatures_cost_at_most_one_secret_read_per_name_every_few_seconds(
+    api: Api, delivered: Any, aws_calls: Calls, aws: dict[str, str], configure: Any
+) -> None:
+    """A signature mismatch re-reads the secrets uncached (one rotated in another container works at once), but
+    not for every forged request."""
+    import time
+
+    order_id, courier, _ = delivered
+    forged = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ=="
+    body = {"order_id": order_id, "status": "accepted"}
+    aws_calls.clear()
+    for _ in range(5):
+        assert courier.post(body, secret=forged).status_code == 401
+    assert requests(aws_calls, aws) == {"GetItem integrators": 1, "GetSecretValue secretsmanager": 1}
+    courier.path = "/api/v1/callbacks/nobody"
+    for _ in range(5):
+        assert courier.post(body, secret=forged).status_code == 401
+    assert requests(aws_calls, aws) == {"GetItem integrators": 1}, "an unknown name: one lookup per interval"
+
+    configure(CALLBACK_SECRET_REFRESH_SECONDS="0.2")
+    time.sleep(0.25)
+    courier.path = "/api/v1/callbacks/courier"
+    assert courier.post(body, secret=forged).status_code == 401
+    assert requests(aws_calls, aws) == {"GetItem integrators": 1, "GetSecretValue secretsmanager": 1}
+    assert courier.status(order_id, "accepted").status_code == 200, "the real secret still works meanwhile"

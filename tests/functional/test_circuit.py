@@ -413,12 +413,20 @@ def test_a_slow_integrator_does_not_hold_back_the_others(
 
 def job(order_id: str, attempt: int) -> Any:
     """A delivery job for `down` as the dispatcher queues it (a retry, or a late duplicate of one)."""
+    from chalicelib.db import integrators
     from chalicelib.domain.delivery import webhook_id
     from chalicelib.messages import DeliveryJob
 
     webhook = webhook_id(order_id, "order.created", 1, "down")
+    registered = integrators.get("down")
     return DeliveryJob(
-        order_id=order_id, integrator="down", event="order.created", version=1, attempt=attempt, webhook_id=webhook
+        order_id=order_id,
+        integrator="down",
+        event="order.created",
+        version=1,
+        attempt=attempt,
+        webhook_id=webhook,
+        registration_id=registered.registration_id if registered else None,
     )
 
 

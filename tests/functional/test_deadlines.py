@@ -167,7 +167,9 @@ def test_a_retry_held_for_a_disabled_integrator_expires_at_its_deadline(
     clock.advance(121)
     state = api.get(f"{ORDERS}/{order_id}/deliveries").json_body["deliveries"][0]
     job = {"order_id": order_id, "integrator": "partner", "event": "order.created", "version": 1, "attempt": 2}
+    registration = api.get("/api/v1/integrators/partner").json_body["registration_id"]
     body = {**job, "kind": "delivery_retry", "webhook_id": state["webhook_id"], "raised_at": iso(raised)}
+    body["registration_id"] = registration  # as the dispatcher queues it
     sqs.send_message(QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=json.dumps(body))
     run(app, sqs, aws)
     assert len(fake.requests("/p")) == 1
@@ -186,7 +188,9 @@ def test_a_waiting_delivery_expires_at_its_deadline_not_when_it_is_released(
     assert api.patch("/api/v1/integrators/partner", {"enabled": False}).status_code == 200
     state = api.get(f"{ORDERS}/{order_id}/deliveries").json_body["deliveries"][0]
     job = {"order_id": order_id, "integrator": "partner", "event": "order.created", "version": 1, "attempt": 2}
+    registration = api.get("/api/v1/integrators/partner").json_body["registration_id"]
     body = {**job, "kind": "delivery_retry", "webhook_id": state["webhook_id"], "raised_at": iso(raised)}
+    body["registration_id"] = registration  # as the dispatcher queues it
     sqs.send_message(QueueUrl=aws["ORDERS_QUEUE_URL"], MessageBody=json.dumps(body))
     clock.jump_on_delay = True  # the deadline timer of the parked delivery lands when it is due
     run(app, sqs, aws)

@@ -126,6 +126,7 @@ def test_a_redelivered_retry_job_sends_its_attempt_once(
         version=1,
         attempt=2,
         webhook_id=webhook_id(order_id, "order.created", 1, "p"),
+        registration_id=registered.json_body["registration_id"],
     )
     for _ in range(2):
         handle_job(second)

@@ -490,6 +490,7 @@ def test_cancel_drops_pending_create_and_tells_only_integrators_that_have_it(
             version=1,
             attempt=2,
             webhook_id=webhook_id(order_id, "order.created", 1, "down"),
+            registration_id=api.get("/api/v1/integrators/down").json_body["registration_id"],
         )
     )
     assert len(fake.requests("/down")) == 1
@@ -534,6 +535,7 @@ def test_disabled_integrator_keeps_its_pending_retry_until_enabled_again(
             version=1,
             attempt=2,
             webhook_id=webhook_id(order_id, "order.created", 1, "partner"),
+            registration_id=api.get("/api/v1/integrators/partner").json_body["registration_id"],
         )
     )
     assert len(fake.requests("/p")) == 1

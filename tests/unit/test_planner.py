@@ -89,3 +89,16 @@ def test_a_cancel_reaches_only_integrators_that_have_the_order() -> None:
     assert drops_unsent_create(cancel, waiting)
     assert not drops_unsent_create(cancel, has_it)
     assert not drops_unsent_create(event(EventType.UPDATED), waiting)
+
+
+def test_a_row_an_earlier_registration_of_the_name_left_counts_as_no_row() -> None:
+    """Issue 20: a name deleted and registered again does not inherit the orders its earlier registration had."""
+    had_it = state(DeliveryStatus.DELIVERED, has_order=True).model_copy(update={"registration_id": "reg_old"})
+    current, legacy = integrator(registration_id="reg_new"), integrator()
+    for kind, status in ((EventType.UPDATED, OrderStatus.PENDING), (EventType.CANCELLED, OrderStatus.CANCELLED)):
+        assert plan(event(kind), order(status), current, had_it) is None
+        assert plan(event(kind), order(status), integrator(registration_id="reg_old"), had_it) is not None
+    # Rows written before registrations had ids belong only to an integrator that has none either.
+    unmarked = state(DeliveryStatus.DELIVERED, has_order=True)
+    assert plan(event(EventType.UPDATED), order(), legacy, unmarked) is EventType.UPDATED
+    assert plan(event(EventType.UPDATED), order(), current, unmarked) is None
