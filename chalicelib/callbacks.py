@@ -14,9 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from chalicelib.db import deliveries as delivery_store
-from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import acknowledgement
 from chalicelib.domain import clock
 from chalicelib.domain import order_status as lifecycle
@@ -168,7 +167,7 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
     moved: list[Order] = []  # the order as this callback moved it, in whichever try
 
     def step() -> tuple[CallbackAnswer, bool, DeliveryState | None, dict[str, Any]]:
-        state = delivery_store.get_state(update.order_id, name)
+        state = repo().deliveries.get_state(update.order_id, name)
         if state is None or not state.has_order or not state.belongs_to(integrator.registration_id):
             return *_not_found(f"order {update.order_id} was never delivered to {name}"), None, {}
         seen = state.callback_answer(webhook_id)
@@ -181,7 +180,7 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
             return seen, True, None, {}
         now = wall_clock()
         _check_room(state, now)
-        order = order_store.get(update.order_id)
+        order = repo().orders.get(update.order_id)
         if order is None:
             return *_not_found(f"order {update.order_id} not found"), None, {}
         # Any authenticated callback about the order shows the integrator has it: that answers its ack window.
@@ -189,7 +188,7 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
         status_code, body, remote = _decide(state, order, name, update, moved)
         answer = _answer(webhook_id, fingerprint, status_code, body, signed.timestamp)
         answers = state.with_callback_answer(answer, now, REPLAY_WINDOW_SECONDS)
-        delivery_store.set_fields(state, **remote, **ack, callback_answers=answers)
+        repo().deliveries.set_fields(state, **remote, **ack, callback_answers=answers)
         return answer, False, state, ack
 
     answer, replayed, before, ack = retry_on_conflict(step)
@@ -288,7 +287,7 @@ def _advance(order: Order, integrator: str, status: OrderStatus, message: str | 
         return apply_status(order.id, status, source=integrator, message=message, current=order)
 
     def nobody_else_carries_it(current: Order) -> bool:
-        states = delivery_store.list_states(current.id)
+        states = repo().deliveries.list_states(current.id)
         return all(
             s.integrator == integrator
             or not s.has_order

@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib import queue
-from chalicelib.db import deliveries as store
-from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import deadlines
 from chalicelib.domain import clock
 from chalicelib.domain.delivery import AckStatus, DeliveryState
@@ -48,7 +47,7 @@ def schedule_check(order_id: str, integrator: str, due_at: str, correlation_id: 
 
 def handle_check(check: AckCheck) -> None:
     """The window of one delivery closes: overdue unless a callback came or the order was cancelled."""
-    state = store.get_state(check.order_id, check.integrator)
+    state = repo().deliveries.get_state(check.order_id, check.integrator)
     if state is None or state.ack_due_at != check.due_at:
         return  # another window (or none): this check is stale
     if state.ack is AckStatus.PENDING:
@@ -56,7 +55,7 @@ def handle_check(check: AckCheck) -> None:
         if delay is not None:  # a long window, or an early message: look again later
             queue.send(check, delay_seconds=delay, correlation_id=check.correlation_id)
             return
-        order = order_store.get(check.order_id)
+        order = repo().orders.get(check.order_id)
         if order is None:
             return
         if order.status == OrderStatus.CANCELLED:
@@ -75,10 +74,10 @@ def _move(check: AckCheck, to: AckStatus) -> bool:
     """`pending -> to` for this window, under the row's revision; False when something else answered first."""
 
     def step() -> bool:
-        state = store.get_state(check.order_id, check.integrator)
+        state = repo().deliveries.get_state(check.order_id, check.integrator)
         if state is None or state.ack is not AckStatus.PENDING or state.ack_due_at != check.due_at:
             return False
-        store.set_fields(state, ack=to.value)
+        repo().deliveries.set_fields(state, ack=to.value)
         return True
 
     return retry_on_conflict(step)
@@ -91,7 +90,7 @@ def _report_overdue(check: AckCheck) -> None:
         noted = any(e.event == UNACKNOWLEDGED and e.source == check.integrator for e in order.timeline)
         marked = check.integrator in order.overdue_integrators
         # A callback may have come meanwhile (now `late`): the note stays true, the overdue listing would not.
-        current = store.get_state(check.order_id, check.integrator)
+        current = repo().deliveries.get_state(check.order_id, check.integrator)
         listed = current is not None and current.ack is AckStatus.OVERDUE
         if noted and marked == listed:
             return None

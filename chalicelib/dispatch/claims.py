@@ -11,8 +11,8 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.db import deliveries as store
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import recording
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
@@ -72,19 +72,19 @@ def claim(job: DeliveryJob, deliver_by: datetime | None, known: DeliveryState | 
     first: list[DeliveryState | None] = [known]
 
     def step() -> DeliveryState | None:
-        state = first.pop() if first else store.get_state(job.order_id, job.integrator)
+        state = first.pop() if first else repo().deliveries.get_state(job.order_id, job.integrator)
         if state is not None and not state.belongs_to(job.registration_id):
             # Left by an earlier registration of this name: this registration starts afresh on it, inheriting
             # nothing (has_order, delivered ids, callback answers, the earlier partner's reports).
             claimed = fresh_row(job).model_copy(update=_pointing_at(job, deliver_by))
-            return store.put_state(claimed, state.revision)
+            return repo().deliveries.put_state(claimed, state.revision)
         if state is not None and not runs(job, state):
             return None
         if state is None:
             claimed = fresh_row(job).model_copy(update=_pointing_at(job, deliver_by))
         else:
             claimed = state.model_copy(update=_pointing_at(job, deliver_by))
-        return store.put_state(claimed, state.revision if state else None)
+        return repo().deliveries.put_state(claimed, state.revision if state else None)
 
     return retry_on_conflict(step)
 
@@ -106,7 +106,7 @@ def release(claimed: DeliveryState) -> None:
     """Give the claim up after a failure before the outcome was recorded, so the job's next try need not wait for
     the claim to lapse. Best effort: if the row moved meanwhile, or this write fails too, the claim lapses."""
     try:
-        store.put_state(claimed.model_copy(update={"claimed_until": None}), claimed.revision)
+        repo().deliveries.put_state(claimed.model_copy(update={"claimed_until": None}), claimed.revision)
     except StaleWrite:
         pass  # the outcome was recorded after all (the failure came later), or something newer took the row
     except Exception:  # noqa: BLE001 - the claim lapses at the end of the invocation anyway

@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 from chalicelib import queue
-from chalicelib.db import deliveries as store
 from chalicelib.db import integrator_control as control
-from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import StaleWrite
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import (
     acknowledgement,
     circuit,
@@ -58,7 +57,7 @@ class RateLimited(Exception):
 def supersede(state: DeliveryState, reason: str) -> None:
     """This delivery is no longer worth sending (conditional on the state read: a concurrent change wins)."""
     with contextlib.suppress(StaleWrite):
-        store.set_fields(
+        repo().deliveries.set_fields(
             state, status=DeliveryStatus.SUPERSEDED.value, last_error=reason, updated_at=iso(), next_attempt_at=""
         )
 
@@ -66,7 +65,7 @@ def supersede(state: DeliveryState, reason: str) -> None:
 def handle_job(job: DeliveryJob) -> None:
     """A queued attempt (a retry, a resumed or rate-limited delivery, an admin's new round): run it if the delivery
     still waits for it. No row yet means it was held back before its first claim (the rate limit): run it."""
-    state = store.get_state(job.order_id, job.integrator)
+    state = repo().deliveries.get_state(job.order_id, job.integrator)
     superseded_by_parked = bool(
         state is not None
         and state.status is DeliveryStatus.WAITING
@@ -111,7 +110,7 @@ def _expired_before_attempt(
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
     if deliver_by is None or not deadlines.is_past(deliver_by, clock.utcnow()):
         return False
-    order = order if order is not None else order_store.get(job.order_id)
+    order = order if order is not None else repo().orders.get(job.order_id)
     try:
         claimed = claims.claim(job, deliver_by, state) if order is not None else None
     except claims.ClaimHeld:
@@ -161,7 +160,7 @@ def _admit_and_attempt(
         stored = circuit.current(integrator.name)
         _park(job, integrator, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
         return Attempted(None, order, job)
-    order = order if order is not None else order_store.get(job.order_id)
+    order = order if order is not None else repo().orders.get(job.order_id)
     outcome = "skipped" if order is None else _claim_and_attempt(job, integrator, state, order, admission)
     if admission is Admission.PROBE:
         _settle_probe(job, outcome)
@@ -184,7 +183,7 @@ def _claim_and_attempt(
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
     claimed = claims.claim(job, deliver_by, state)
     if claimed is None:  # a duplicate, or a job overtaken: read the row again to tell what it should do
-        seen = store.get_state(job.order_id, job.integrator)
+        seen = repo().deliveries.get_state(job.order_id, job.integrator)
         _resume_acknowledgement(job, seen)
         replayed = (
             seen is not None
@@ -258,7 +257,7 @@ def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: dat
     """No attempt fits before the deadline: the delivery ends `expired` and the seller is told (once per round)."""
     now = clock.utcnow()
     try:
-        store.set_fields(
+        repo().deliveries.set_fields(
             state,
             status=DeliveryStatus.EXPIRED.value,
             attempts=max(job.attempt - 1, 0),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.db import deliveries
 from chalicelib.db import integrator_control as store
+from chalicelib.db.repository import repo
 from chalicelib.domain import clock
 
 
@@ -38,7 +38,7 @@ def health(name: str, minutes: int) -> dict[str, Any]:
         "consecutive_failures": circuit.consecutive_failures,
         "opened_at": circuit.opened_at,
         "next_probe_at": circuit.next_probe_at,
-        "waiting": deliveries.count_waiting(name),
+        "waiting": repo().deliveries.count_waiting(name),
         "last_error": circuit.last_error,
         "last_error_at": circuit.last_error_at,
         "window": {

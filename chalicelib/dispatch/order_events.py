@@ -6,8 +6,7 @@ from __future__ import annotations
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
 
-from chalicelib.db import deliveries as store
-from chalicelib.db import orders as order_store
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import outcomes
 from chalicelib.dispatch.delivery import Attempted, deliver, supersede
 from chalicelib.dispatch.planner import drops_unsent_create, own_state, plan
@@ -27,12 +26,12 @@ _deliveries = ThreadPoolExecutor(max_workers=32, thread_name_prefix="delivery")
 def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None = None) -> None:
     """One read of the order and one Query of its state rows serve every delivery: each integrator's delivery is
     claimed on the row as read here, with the order as read here (re-read only on a conflict)."""
-    order = order_store.get(event.order_id)
+    order = repo().orders.get(event.order_id)
     if order is None:
         logger.warning("order event for a missing order; dropped", extra={"order_id": event.order_id})
         return
     jobs: list[tuple[DeliveryJob, Integrator, DeliveryState | None]] = []
-    states = {state.integrator: state for state in store.list_states(order.id)}  # one Query for all
+    states = {state.integrator: state for state in repo().deliveries.list_states(order.id)}  # one Query for all
     for integrator in integrators if integrators is not None else load_integrators():
         state = states.get(integrator.name)
         own = own_state(integrator, state)
@@ -77,4 +76,4 @@ def _settle(event: OrderEvent, order: Order, attempted: list[Attempted], states:
     if holder is not None:
         outcomes.on_first_delivery(order, holder, event_id=event.event_id)
     elif order.outbox is not None and order.outbox.event_id == event.event_id:
-        order_store.clear_outbox(order.id, event.event_id)
+        repo().orders.clear_outbox(order.id, event.event_id)

@@ -4,7 +4,7 @@ down for too long is disabled."""
 
 from __future__ import annotations
 
-from chalicelib.db import deliveries as store
+from chalicelib.db.repository import repo
 from chalicelib.domain.circuit import Circuit
 from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.domain.order import Order
@@ -61,7 +61,7 @@ def on_expired(order: Order, job: DeliveryJob, deliver_by: str) -> None:
 
 def _fail_if_nobody_has_it(order: Order) -> None:
     def nobody_has_it(current: Order) -> bool:
-        states = store.list_states(current.id)
+        states = repo().deliveries.list_states(current.id)
         return bool(states) and all(s.status in ENDED and not s.has_order for s in states)
 
     changed, moved = apply_status(

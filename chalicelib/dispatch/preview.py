@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from chalicelib.db import orders as order_store
+from chalicelib.db.repository import repo
 from chalicelib.dispatch.authentication import masked_auth_headers
 from chalicelib.dispatch.transport import delivery_headers
 from chalicelib.domain.delivery import webhook_id
@@ -25,7 +25,7 @@ def preview_delivery(name: str, request: PreviewRequest) -> dict[str, Any]:
     integrator = load_integrator(name)
     if integrator is None:
         raise NotFound(f"integrator {name} not found")
-    order = order_store.get(request.order_id) if request.order_id else sample_order()
+    order = repo().orders.get(request.order_id) if request.order_id else sample_order()
     if order is None:
         raise NotFound(f"order {request.order_id} not found")
     candidate = "payload_template" in request.model_fields_set

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import queue
-from chalicelib.db import deliveries as store
 from chalicelib.db.concurrency import retry_on_conflict
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import acknowledgement, circuit, deadlines, health_tally, outcomes, transport, waiting
 from chalicelib.dispatch.failures import ErrorClass
 from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
@@ -69,7 +69,7 @@ def _probe_failed(
 ) -> str:
     """The probe did not get through: it waits again with the others, its attempt not spent."""
     line = _attempt_line(job, result, Outcome.RETRY, now, None, template_version)
-    store.add_attempt(job.order_id, now, get_settings().attempt_ttl_days, **line)
+    repo().deliveries.add_attempt(job.order_id, now, get_settings().attempt_ttl_days, **line)
     waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
     return "waiting"
 
@@ -130,7 +130,7 @@ def record(
     first: list[DeliveryState] = [claimed]
 
     def step() -> DeliveryState:
-        state = first.pop() if first else store.get_state(job.order_id, job.integrator)
+        state = first.pop() if first else repo().deliveries.get_state(job.order_id, job.integrator)
         if state is None:
             raise LookupError(f"delivery {job.order_id}/{job.integrator} vanished after its claim")
         changes: dict[str, Any] = {}
@@ -155,7 +155,9 @@ def record(
             recorded.mark_delivered(job.webhook_id)
             recorded.response = result.response_json
             recorded.external_id = external_id(result.response_json) or state.external_id
-        return store.put_state_with_attempt(recorded, state.revision, now, get_settings().attempt_ttl_days, **line)
+        return repo().deliveries.put_state_with_attempt(
+            recorded, state.revision, now, get_settings().attempt_ttl_days, **line
+        )
 
     stored = retry_on_conflict(step)
     logger.info(

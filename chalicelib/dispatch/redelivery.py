@@ -8,10 +8,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
 
 from chalicelib import queue
-from chalicelib.db import deliveries as store
 from chalicelib.db import integrators as configs
-from chalicelib.db import orders as order_store
 from chalicelib.db.concurrency import StaleWrite
+from chalicelib.db.repository import repo
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.domain.events import EventType
@@ -26,8 +25,8 @@ def retry_failed(
 ) -> dict[str, Any]:
     """Start a new round of attempts for a failed or expired delivery (a fresh deadline counts from now), for the
     registration that made it only (`config`: the integrator as already read, if it was)."""
-    order = order_store.get(order_id)
-    state = store.get_state(order_id, integrator)
+    order = repo().orders.get(order_id)
+    state = repo().deliveries.get_state(order_id, integrator)
     if order is None or state is None:
         raise NotFound(f"no delivery of order {order_id} to {integrator}")
     config = config or configs.get(integrator)
@@ -56,7 +55,9 @@ def retry_failed(
         registration_id=state.registration_id,
     )
     try:
-        store.set_fields(state, status=DeliveryStatus.RETRYING.value, updated_at=iso(), last_error="retry requested")
+        repo().deliveries.set_fields(
+            state, status=DeliveryStatus.RETRYING.value, updated_at=iso(), last_error="retry requested"
+        )
     except StaleWrite:
         raise Conflict("delivery changed meanwhile; retry the request") from None
     queue.send(job, correlation_id=correlation_id)
@@ -95,7 +96,7 @@ def replay_failed(integrator: str, request: ReplayRequest, correlation_id: str |
     config = configs.get(integrator)
     if config is None:
         raise NotFound(f"integrator {integrator} not found")
-    failed = store.find(integrator, DeliveryStatus.FAILED.value, iso(request.since), iso(request.until))
+    failed = repo().deliveries.find(integrator, DeliveryStatus.FAILED.value, iso(request.since), iso(request.until))
     replayed, skipped = [], []
     for state in failed:
         try:

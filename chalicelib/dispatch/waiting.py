@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chalicelib import queue
-from chalicelib.db import deliveries as store
 from chalicelib.db.concurrency import StaleWrite
+from chalicelib.db.repository import repo
 from chalicelib.dispatch import circuit
 from chalicelib.dispatch import circuit_policy as policy
 from chalicelib.dispatch.circuit_policy import Admission
@@ -32,9 +32,11 @@ def park(job: DeliveryJob, *, until: str | None, reason: str) -> None:
     """Hold `job` back without spending an attempt (one conditional write; on a row an earlier registration of
     the name left, a second one first starts the row afresh for this one)."""
     job_data = job.model_dump(mode="json")
-    parked = store.park(job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso())
+    parked = repo().deliveries.park(job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso())
     if not parked and _took_over(job):
-        parked = store.park(job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso())
+        parked = repo().deliveries.park(
+            job.order_id, job.integrator, job_data, until=until, reason=reason, now=clock.iso()
+        )
     if parked:
         count("DeliveryWaiting")
         logger.info(
@@ -47,11 +49,11 @@ def _took_over(job: DeliveryJob) -> bool:
     """Whether the row belonged to an earlier registration and now starts afresh for `job`'s."""
     from chalicelib.dispatch.claims import fresh_row
 
-    state = store.get_state(job.order_id, job.integrator)
+    state = repo().deliveries.get_state(job.order_id, job.integrator)
     if state is None or state.belongs_to(job.registration_id):
         return False
     try:
-        store.put_state(fresh_row(job), state.revision)
+        repo().deliveries.put_state(fresh_row(job), state.revision)
     except StaleWrite:
         return False  # the row moved meanwhile: whoever moved it decides
     return True
@@ -64,7 +66,7 @@ def drain(message: DrainWaiting) -> None:
         return
     if circuit.current(message.integrator, max_age=0).state is not CircuitState.CLOSED:
         return  # the next probe decides
-    waiting = store.oldest_waiting(message.integrator, DRAIN_PAGE, after=message.after)
+    waiting = repo().deliveries.oldest_waiting(message.integrator, DRAIN_PAGE, after=message.after)
     rate = integrator.max_requests_per_second
     resumed = 0
     for position, state in enumerate(waiting):
@@ -92,7 +94,7 @@ def probe(message: ProbeCircuit) -> None:
     integrator = load_integrator(message.integrator)
     if integrator is None or not integrator.enabled:
         return
-    oldest = store.oldest_waiting(message.integrator, 1)
+    oldest = repo().deliveries.oldest_waiting(message.integrator, 1)
     if not oldest or oldest[0].waiting_job is None:
         logger.info(
             "circuit open with nothing waiting: the next delivery probes", extra={"integrator": integrator.name}
@@ -113,7 +115,7 @@ def sweep() -> int:
             continue
         stored = circuit.current(integrator.name, max_age=0)
         if stored.state is CircuitState.CLOSED:
-            if store.oldest_waiting(integrator.name, 1):
+            if repo().deliveries.oldest_waiting(integrator.name, 1):
                 queue.send(DrainWaiting(integrator=integrator.name))
                 sent += 1
         elif policy.admit(stored, now - timedelta(seconds=SWEEP_GRACE_SECONDS)) is not Admission.WAIT:
