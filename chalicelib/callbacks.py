@@ -14,9 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from chalicelib import acknowledgement
 from chalicelib.db.concurrency import retry_on_conflict
 from chalicelib.db.repository import repo
-from chalicelib.dispatch import acknowledgement
 from chalicelib.domain import clock
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso

@@ -33,6 +33,11 @@ class DeliveryJob(BaseModel):
     # a later registration of the same name. None: made for a registration without an id (or before they had one).
     registration_id: str | None = None
 
+    @property
+    def run_key(self) -> list[int]:
+        """Orders the jobs of one delivery: a later round, attempt or resumption sorts after an earlier one."""
+        return [self.round, self.attempt, self.resume]
+
 
 class AckCheck(BaseModel):
     """Look, when an acknowledgement window closes, whether the integrator called back in time. Windows longer

@@ -57,8 +57,8 @@ def delete_integrator(_request: Request, name: str) -> Response:
 
 @routes.route("/integrators/{name}/health", ["GET"], admin_only=True)
 def integrator_health(request: Request, name: str) -> Response:
-    from chalicelib.dispatch.health_report import health
     from chalicelib.integrators import registry
+    from chalicelib.operations.health_report import health
 
     minutes = int_query(request, "minutes", 60, 1, 1440)
     registry.require(name)
@@ -67,7 +67,7 @@ def integrator_health(request: Request, name: str) -> Response:
 
 @routes.route("/integrators/{name}/replay", ["POST"], admin_only=True)
 def replay_deliveries(request: Request, name: str) -> Response:
-    from chalicelib.dispatch import redelivery
+    from chalicelib.operations import redelivery
     from chalicelib.validation import parse_model
 
     body = parse_model(request.raw_body, redelivery.ReplayRequest)
@@ -76,8 +76,8 @@ def replay_deliveries(request: Request, name: str) -> Response:
 
 @routes.route("/integrators/{name}/preview", ["POST"], admin_only=True)
 def preview_integrator_payload(request: Request, name: str) -> Response:
-    from chalicelib.dispatch.preview import preview_delivery
     from chalicelib.integrators.models import PreviewRequest
+    from chalicelib.operations.preview import preview_delivery
     from chalicelib.validation import parse_json, validate
 
     # No body previews the sample order through the saved template.

@@ -10,7 +10,6 @@ from chalice.app import Chalice
 from pydantic import BaseModel
 
 from chalicelib.callbacks import CallbackRequest
-from chalicelib.dispatch.redelivery import ReplayRequest
 from chalicelib.integrators.models import (
     CreateIntegratorRequest,
     IntegratorView,
@@ -18,6 +17,7 @@ from chalicelib.integrators.models import (
     PreviewRequest,
     UpdateIntegratorRequest,
 )
+from chalicelib.operations.redelivery import ReplayRequest
 from chalicelib.orders.models import CreateOrderRequest, ErrorResponse, OrderList, OrderPatch, OrderResource
 from chalicelib.tokens import CreateTokenRequest, IssuedToken
 

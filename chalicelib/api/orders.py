@@ -103,13 +103,13 @@ def cancel_order(request: Request, order_id: str) -> Response:
 
 @routes.route("/orders/{order_id}/deliveries", ["GET"])
 def list_deliveries(request: Request, order_id: str) -> Response:
-    from chalicelib.dispatch import history
+    from chalicelib.operations import history
 
     return json_response(history.attempts_for(order_id, principal_of(request)))
 
 
 @routes.route("/orders/{order_id}/deliveries/{integrator}/retry", ["POST"], admin_only=True)
 def retry_delivery(request: Request, order_id: str, integrator: str) -> Response:
-    from chalicelib.dispatch import redelivery
+    from chalicelib.operations import redelivery
 
     return json_response(redelivery.retry_failed(order_id, integrator, correlation_id(request)), 202)

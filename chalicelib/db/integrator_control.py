@@ -18,7 +18,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import client
-from chalicelib.db.concurrency import StaleWrite
+from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
 from chalicelib.domain.circuit import Circuit
 from chalicelib.settings import get_settings
 
@@ -151,35 +151,32 @@ def reserve_send_slot(name: str, limit: int, seller: str = "", margin: float = M
     conflict.
     """
     key = {"order_id": {"S": f"rate#{name}"}, "sk": {"S": "rate"}}
-    dynamodb = client("dynamodb")
-    window: _Window | None = None
-    fresh = True
-    for _ in range(8):
-        if fresh:
-            item = dynamodb.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
-            window = _Window.read(item, limit)
-            fresh = False
+
+    def step() -> SendSlot:
+        item = client("dynamodb").get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+        window = _Window.read(item, limit)
         at = time.time()  # taken after the read: the slot records when the send may start, not when we asked
         if window is None:
-            if _start_window(key, limit, seller, at):
-                return SendSlot(send_by=at + margin)
-            fresh = True
-            continue
+            _start_window(key, limit, seller, at)
+            return SendSlot(send_by=at + margin)
         share, held = window.share(seller, at, margin)
-        index = min(range(limit), key=lambda i: window.slots[i] if window else 0.0)
+        index = min(range(limit), key=lambda i: window.slots[i])
         oldest = window.slots[index]
         if at - oldest < 1.0 + margin or len(held) >= share:
             _note_waiting(key, window, seller, at)
             frees = oldest if len(held) < share else held[len(held) - share]
             return SendSlot(send_by=None, wait=max(0.0, 1.0 + margin - (at - frees)))
-        if _take_slot(key, limit, index, oldest, seller, at, window, margin):
-            return SendSlot(send_by=at + margin)
-        fresh = True  # someone took a slot meanwhile: read the window again
-    return SendSlot(send_by=None, wait=0.2)  # heavy contention: wait a moment rather than spin
+        _take_slot(key, limit, index, oldest, seller, at, window)
+        return SendSlot(send_by=at + margin)
+
+    try:
+        return retry_on_conflict(step)  # someone took a slot meanwhile: read the window again
+    except StaleWrite:
+        return SendSlot(send_by=None, wait=0.2)  # heavy contention: wait a moment rather than spin
 
 
-def _start_window(key: dict[str, Any], limit: int, seller: str, at: float) -> bool:
-    """Write a new window of `limit` slots with the first one taken (unless another dispatcher just did)."""
+def _start_window(key: dict[str, Any], limit: int, seller: str, at: float) -> None:
+    """Write a new window of `limit` slots with the first one taken; StaleWrite if another dispatcher just did."""
     try:
         client("dynamodb").put_item(
             TableName=_table(),
@@ -193,16 +190,16 @@ def _start_window(key: dict[str, Any], limit: int, seller: str, at: float) -> bo
             ExpressionAttributeValues={":limit": {"N": str(limit)}},
         )
     except ClientError as exc:
-        if not _conditional_failure(exc):
-            raise
-        return False
-    return True
+        if _conditional_failure(exc):
+            raise StaleWrite(f"rate window {key['order_id']['S']}") from exc
+        raise
 
 
 def _take_slot(
-    key: dict[str, Any], limit: int, index: int, oldest: float, seller: str, at: float, window: _Window, margin: float
-) -> bool:
-    """Swap the oldest slot for this send, and drop the waiting notes of sellers no longer waiting."""
+    key: dict[str, Any], limit: int, index: int, oldest: float, seller: str, at: float, window: _Window
+) -> None:
+    """Swap the oldest slot for this send (StaleWrite if another send took it first), and drop the waiting notes
+    of sellers no longer waiting."""
     stale = [s for s, t in window.waiting.items() if at - t >= ACTIVE_SECONDS][:20]
     names = {f"#w{i}": WAITING_PREFIX + s for i, s in enumerate(stale)}
     update = f"SET slots[{index}] = :now, owners[{index}] = :seller"
@@ -223,10 +220,9 @@ def _take_slot(
             **({"ExpressionAttributeNames": names} if names else {}),
         )
     except ClientError as exc:
-        if not _conditional_failure(exc):
-            raise
-        return False
-    return True
+        if _conditional_failure(exc):
+            raise StaleWrite(f"rate window {key['order_id']['S']}") from exc
+        raise
 
 
 def _note_waiting(key: dict[str, Any], window: _Window, seller: str, at: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict
 
 from pynamodb.exceptions import PutError
@@ -59,6 +60,20 @@ def insert(config: IntegratorConfig) -> None:
 def replace(config: IntegratorConfig, expected_version: int) -> None:
     """Raises StaleWrite when the stored row is no longer at `expected_version`."""
     _save(config, IntegratorRecord.version == expected_version)
+
+
+def disable(name: str, *, updated_at: str) -> bool:
+    """Disable an enabled integrator unless it changed meanwhile (the dispatcher's step after a long outage, which
+    needs none of the registry's secrets or schemas). True if this call did it."""
+    current = get(name)
+    if current is None or not current.enabled:
+        return False
+    changed = dataclasses.replace(current, enabled=False, version=current.version + 1, updated_at=updated_at)
+    try:
+        replace(changed, current.version)
+    except StaleWrite:
+        return False
+    return True
 
 
 def get(name: str) -> IntegratorConfig | None:

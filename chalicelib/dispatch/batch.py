@@ -18,9 +18,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from chalicelib.acknowledgement import handle_check
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, OrderRecord, warm_connections
 from chalicelib.dispatch import health_tally, waiting
-from chalicelib.dispatch.acknowledgement import handle_check
 from chalicelib.dispatch.claims import hold_until_end_of
 from chalicelib.dispatch.delivery import handle_job
 from chalicelib.dispatch.order_events import handle_order_event

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from chalicelib import queue
 from chalicelib.db import integrator_control as store
+from chalicelib.db.concurrency import retry_on_conflict
 from chalicelib.db.integrator_control import CircuitChanged
 from chalicelib.dispatch import circuit_policy as policy
 from chalicelib.dispatch.circuit_policy import Admission, CircuitSettings
@@ -178,13 +179,21 @@ def record_failure(name: str, error: str, *, probe: str | None) -> Circuit:
 
 
 def _change(name: str, circuit: Circuit, decide: policy.Decision) -> Circuit | None:
-    """Apply `decide` to the circuit and store the result, re-deciding on the stored circuit after a conflict."""
-    for _ in range(8):
-        wanted = decide(circuit)
+    """Apply `decide` to the circuit and store the result, re-deciding on the stored circuit after a conflict (the
+    refused write carries it: no re-read)."""
+    latest = [circuit]
+
+    def step() -> Circuit | None:
+        wanted = decide(latest[-1])
         if wanted is None:
             return None
         try:
             return _remember(store.save_circuit(wanted))
         except CircuitChanged as exc:
-            circuit = _remember(exc.current)
-    return None  # the circuit keeps changing under us: others are recording the same news
+            latest.append(_remember(exc.current))
+            raise
+
+    try:
+        return retry_on_conflict(step)
+    except CircuitChanged:
+        return None  # the circuit keeps changing under us: others are recording the same news

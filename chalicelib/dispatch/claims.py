@@ -13,7 +13,6 @@ from typing import Any
 
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
 from chalicelib.db.repository import repo
-from chalicelib.dispatch import recording
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
@@ -54,7 +53,7 @@ def runs(job: DeliveryJob, state: DeliveryState) -> bool:
         return False
     if state.webhook_id != job.webhook_id:
         return True  # the row points at another event: this job takes it over (the planner decided it should)
-    ran, key = state.run or [0, 0, 0], recording.run_key(job)
+    ran, key = state.run or [0, 0, 0], job.run_key
     if key != ran:
         return key > ran
     if state.status is DeliveryStatus.WAITING:
@@ -124,6 +123,6 @@ def _pointing_at(job: DeliveryJob, deliver_by: datetime | None) -> dict[str, Any
         "deliver_by": iso(deliver_by) if deliver_by is not None else None,
         "expired_at": None,
         "updated_at": iso(),
-        "run": recording.run_key(job),
+        "run": job.run_key,
         "claimed_until": _deadline(),
     }

@@ -11,15 +11,13 @@ import random
 from datetime import datetime
 from typing import NamedTuple
 
-from chalicelib import queue
+from chalicelib import acknowledgement, queue
 from chalicelib.db import integrator_control as control
 from chalicelib.db.concurrency import StaleWrite
 from chalicelib.db.repository import repo
 from chalicelib.dispatch import (
-    acknowledgement,
     circuit,
     claims,
-    deadlines,
     failures,
     outcomes,
     recording,
@@ -29,7 +27,7 @@ from chalicelib.dispatch import (
 from chalicelib.dispatch.circuit_policy import Admission
 from chalicelib.dispatch.failures import ErrorClass
 from chalicelib.dispatch.retry_policy import Outcome
-from chalicelib.domain import clock
+from chalicelib.domain import clock, deadlines
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
@@ -42,8 +40,7 @@ from chalicelib.messages import DeliveryJob
 from chalicelib.observability import count, logger
 
 # Outcomes of an attempt that never reached the integrator (nothing learned about it).
-NOT_SENT = frozenset({"skipped", "already_done", "superseded", Outcome.EXPIRED.value})
-REPLAYED = "replayed"  # this very job ran already (its outcome is recorded) and the row still waits on it
+NOT_SENT = frozenset({Outcome.SKIPPED, Outcome.ALREADY_DONE, Outcome.SUPERSEDED, Outcome.EXPIRED})
 
 
 class RateLimited(Exception):
@@ -123,14 +120,14 @@ def _expired_before_attempt(
 class Attempted(NamedTuple):
     """What `deliver` did: the attempt's outcome (None: held back, nothing sent) and the order it read or was given."""
 
-    outcome: str | None
+    outcome: Outcome | None
     order: Order | None
     job: DeliveryJob
 
     @property
     def delivered_created(self) -> bool:
         """The integrator accepted `order.created`: it has the order, which is now `dispatched`."""
-        return self.outcome == Outcome.DELIVERED.value and self.job.event is EventType.CREATED
+        return self.outcome is Outcome.DELIVERED and self.job.event is EventType.CREATED
 
 
 def deliver(
@@ -154,23 +151,23 @@ def _admit_and_attempt(
     job: DeliveryJob, integrator: Integrator, state: DeliveryState | None, order: Order | None
 ) -> Attempted:
     if _expired_before_attempt(job, integrator, order, state):
-        return Attempted(Outcome.EXPIRED.value, order, job)
+        return Attempted(Outcome.EXPIRED, order, job)
     admission = circuit.admit(integrator.name, job.webhook_id)
     if admission is Admission.WAIT:
         stored = circuit.current(integrator.name)
         _park(job, integrator, until=stored.next_probe_at, reason=f"circuit {stored.state}: {stored.last_error}")
         return Attempted(None, order, job)
     order = order if order is not None else repo().orders.get(job.order_id)
-    outcome = "skipped" if order is None else _claim_and_attempt(job, integrator, state, order, admission)
+    outcome = Outcome.SKIPPED if order is None else _claim_and_attempt(job, integrator, state, order, admission)
     if admission is Admission.PROBE:
         _settle_probe(job, outcome)
     return Attempted(outcome, order, job)
 
 
-def _settle_probe(job: DeliveryJob, outcome: str | None) -> None:
+def _settle_probe(job: DeliveryJob, outcome: Outcome | None) -> None:
     """A probe must end in an answer from the integrator, or hand the probe on: otherwise the circuit stays
     half-open and everything waiting for it waits until the probe's lease runs out, again and again."""
-    if outcome == REPLAYED:
+    if outcome is Outcome.REPLAYED:
         # This attempt already ran (a late duplicate became the probe): probe with a fresh run of it.
         queue.send(job.model_copy(update={"resume": job.resume + 1}), correlation_id=job.correlation_id)
     elif outcome in NOT_SENT:
@@ -179,7 +176,7 @@ def _settle_probe(job: DeliveryJob, outcome: str | None) -> None:
 
 def _claim_and_attempt(
     job: DeliveryJob, integrator: Integrator, state: DeliveryState | None, order: Order, admission: Admission
-) -> str | None:
+) -> Outcome | None:
     deliver_by = deadlines.deliver_by(job.raised_at, integrator.deliver_within_seconds)
     claimed = claims.claim(job, deliver_by, state)
     if claimed is None:  # a duplicate, or a job overtaken: read the row again to tell what it should do
@@ -189,9 +186,9 @@ def _claim_and_attempt(
             seen is not None
             and seen.status is DeliveryStatus.RETRYING
             and seen.webhook_id == job.webhook_id
-            and seen.run == recording.run_key(job)
+            and seen.run == job.run_key
         )
-        return REPLAYED if replayed else "already_done"
+        return Outcome.REPLAYED if replayed else Outcome.ALREADY_DONE
     probe = job.webhook_id if admission is Admission.PROBE else None
     try:
         return _attempt(job, integrator, order, claimed, deliver_by, probe)
@@ -213,10 +210,10 @@ def _attempt(
     claimed: DeliveryState,
     deliver_by: datetime | None,
     probe: str | None,
-) -> str:
+) -> Outcome:
     if order.status == OrderStatus.CANCELLED and job.event != EventType.CANCELLED:
         supersede(claimed, "order cancelled")
-        return "superseded"
+        return Outcome.SUPERSEDED
     if deliver_by is not None and deadlines.is_past(deliver_by, clock.utcnow()):
         return expire(job, order, claimed, deliver_by)  # the deadline passed while it waited for a send slot
     version = integrator.template_version
@@ -253,7 +250,7 @@ def _attempt(
     )
 
 
-def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: datetime) -> str:
+def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: datetime) -> Outcome:
     """No attempt fits before the deadline: the delivery ends `expired` and the seller is told (once per round)."""
     now = clock.utcnow()
     try:
@@ -267,14 +264,14 @@ def expire(job: DeliveryJob, order: Order, state: DeliveryState, deliver_by: dat
             updated_at=iso(now),
         )
     except StaleWrite:
-        return "skipped"  # the row moved on meanwhile (a newer event, a cancel)
+        return Outcome.SKIPPED  # the row moved on meanwhile (a newer event, a cancel)
     logger.info(
         "delivery expired",
         extra={"order_id": job.order_id, "integrator": job.integrator, "event": job.event.value},
     )
     count(recording.METRIC[Outcome.EXPIRED])
     outcomes.on_expired(order, job, iso(deliver_by))
-    return Outcome.EXPIRED.value
+    return Outcome.EXPIRED
 
 
 def _resume_acknowledgement(job: DeliveryJob, state: DeliveryState | None) -> None:

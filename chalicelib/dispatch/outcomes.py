@@ -4,12 +4,14 @@ down for too long is disabled."""
 
 from __future__ import annotations
 
+from chalicelib.db import integrators
 from chalicelib.db.repository import repo
 from chalicelib.domain.circuit import Circuit
+from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryStatus
 from chalicelib.domain.order import Order
 from chalicelib.domain.order_status import OrderStatus
-from chalicelib.integrators import registry
+from chalicelib.integrators import cache
 from chalicelib.messages import DeliveryJob
 from chalicelib.notifications import publisher
 from chalicelib.observability import logger
@@ -78,9 +80,12 @@ def _fail_if_nobody_has_it(order: Order) -> None:
 def disable_after_outage(integrator: str, circuit: Circuit) -> None:
     """The circuit has been open for CIRCUIT_DISABLE_AFTER_SECONDS: stop probing and tell the operators. Its
     waiting deliveries stay waiting; enabling the integrator again resumes them."""
-    if not registry.disable_integrator(integrator, reason=f"circuit open since {circuit.opened_at}"):
+    if not integrators.disable(integrator, updated_at=iso()):
         return
-    logger.warning("integrator disabled after a long outage", extra={"integrator": integrator})
+    cache.forget(integrator)
+    logger.warning(
+        "integrator disabled after a long outage", extra={"integrator": integrator, "opened_at": circuit.opened_at}
+    )
     publisher.publish_operator_event(
         "integrator.disabled",
         integrator,

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib import queue
+from chalicelib import acknowledgement, queue
 from chalicelib.db.concurrency import retry_on_conflict
 from chalicelib.db.repository import repo
-from chalicelib.dispatch import acknowledgement, circuit, deadlines, health_tally, outcomes, transport, waiting
+from chalicelib.dispatch import circuit, health_tally, outcomes, transport, waiting
 from chalicelib.dispatch.failures import ErrorClass
 from chalicelib.dispatch.retry_policy import Outcome, final_outcome, retry_delay
-from chalicelib.domain import clock
+from chalicelib.domain import clock, deadlines
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
@@ -66,12 +66,12 @@ def _attempt_line(
 
 def _probe_failed(
     job: DeliveryJob, result: transport.Result, until: str | None, now: datetime, template_version: int | None
-) -> str:
+) -> Outcome:
     """The probe did not get through: it waits again with the others, its attempt not spent."""
     line = _attempt_line(job, result, Outcome.RETRY, now, None, template_version)
     repo().deliveries.add_attempt(job.order_id, now, get_settings().attempt_ttl_days, **line)
     waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
-    return "waiting"
+    return Outcome.WAITING
 
 
 def _next_step(
@@ -88,7 +88,7 @@ def _next_step(
 
 def _note_answer(
     job: DeliveryJob, result: transport.Result, probe: str | None, now: datetime, template_version: int | None
-) -> str | None:
+) -> Outcome | None:
     """What the integrator's answer says about it (health figures, its circuit); a failed probe's result."""
     health_tally.note(job.integrator, now, result.outcome.value, result.latency_ms)
     if result.outcome is Outcome.RETRY:
@@ -110,7 +110,7 @@ def record(
     claimed: DeliveryState,
     probe: str | None,
     template_version: int | None,
-) -> str:
+) -> Outcome:
     """Record the attempt: its log line and the row's outcome in one conditional write on the revision the claim
     wrote (`claimed`; the row is read again only if something changed it meanwhile, a callback say). Returns the
     outcome."""
@@ -136,7 +136,7 @@ def record(
         changes: dict[str, Any] = {}
         # A newer event, or this delivery's next job, may have taken the row meanwhile: then only the log and
         # what the integrator now has are recorded.
-        if state.webhook_id == job.webhook_id and state.run in (None, run_key(job)):
+        if state.webhook_id == job.webhook_id and state.run in (None, job.run_key):
             changes.update(
                 status=STATUS_AFTER.get(outcome, DeliveryStatus.FAILED),
                 last_status_code=result.status_code,
@@ -174,7 +174,7 @@ def record(
     )
     count(METRIC[outcome])
     _follow_up(job, order, outcome, stored, deliver_by)
-    return outcome.value
+    return outcome
 
 
 def external_id(response: Any) -> str | None:
@@ -192,11 +192,6 @@ def external_id(response: Any) -> str | None:
     except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): DynamoDB cannot store it
         return None
     return value
-
-
-def run_key(job: DeliveryJob) -> list[int]:
-    """Orders the jobs of one delivery: a later round, attempt or resumption sorts after an earlier one."""
-    return [job.round, job.attempt, job.resume]
 
 
 def _follow_up(

@@ -13,10 +13,18 @@ MAX_DELAY_SECONDS = 900  # SQS per-message delay limit: the retry is a delayed q
 
 
 class Outcome(StrEnum):
+    """What became of one delivery job. The first four are what an attempt's answer means (the attempt log's
+    `outcome`); the rest are jobs that sent nothing, each for its own reason."""
+
     DELIVERED = "delivered"
     RETRY = "retry"
     FAILED = "failed"
     EXPIRED = "expired"  # worth retrying, but no attempt fits before the integrator's deadline
+    WAITING = "waiting"  # a failed probe: back to waiting with the others, its attempt not spent
+    SKIPPED = "skipped"  # the order is gone, or the row moved on meanwhile (a newer event, a cancel)
+    ALREADY_DONE = "already_done"  # a duplicate, or a job overtaken by a later one
+    SUPERSEDED = "superseded"  # no longer worth sending (the order was cancelled)
+    REPLAYED = "replayed"  # this very job ran already (its outcome is recorded) and the row still waits on it
 
 
 def classify(status_code: int) -> Outcome:

@@ -226,20 +226,6 @@ def _discard_unless_current(unused: IntegratorConfig, current: IntegratorConfig)
         secrets.discard(unused.secret_name)
 
 
-def disable_integrator(name: str, *, reason: str) -> bool:
-    """Disable an enabled integrator (the dispatcher's call after a long outage). True if this call did it."""
-    current = store.get(name)
-    if current is None or not current.enabled:
-        return False
-    try:
-        store.replace(replace(current, enabled=False, version=current.version + 1, updated_at=iso()), current.version)
-    except StaleWrite:
-        return False
-    forget(name)
-    logger.warning("integrator disabled", extra={"integrator": name, "reason": reason})
-    return True
-
-
 def _resume(name: str) -> None:
     """Enabled again: start from a closed circuit and resume every delivery that waited meanwhile."""
     from chalicelib import queue

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.dispatch.deadlines import (
+from chalicelib.domain.clock import iso
+from chalicelib.domain.deadlines import (
     MAX_QUEUE_DELAY_SECONDS,
     ack_after_callback,
     cut_delay,
@@ -15,7 +16,6 @@ from chalicelib.dispatch.deadlines import (
     deliver_by,
     is_past,
 )
-from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import AckStatus
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

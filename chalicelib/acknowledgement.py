@@ -15,8 +15,7 @@ from typing import Any
 from chalicelib import queue
 from chalicelib.db.concurrency import retry_on_conflict
 from chalicelib.db.repository import repo
-from chalicelib.dispatch import deadlines
-from chalicelib.domain import clock
+from chalicelib.domain import clock, deadlines
 from chalicelib.domain.delivery import AckStatus, DeliveryState
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order, TimelineEntry
