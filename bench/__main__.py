@@ -1,5 +1,5 @@
-"""`make bench`: every figure of issue 14 beside a baseline measured in the same run; prints a table and writes
-docs/benchmarks.md.
+"""`make bench`: every figure of issue 14 beside a baseline measured in the same run, and the partition heat of
+issue 22; prints a table and writes docs/benchmarks.md.
 
     make bench                         # everything, about 4 minutes on 2 cores
     BENCH_RUNS=5 BENCH_QUICK=1 make bench   # a quicker look: 5 cold starts, 3,000 orders instead of 50,000
@@ -23,7 +23,7 @@ def _quiet() -> contextlib.AbstractContextManager[object]:
 
 
 def main() -> None:
-    from bench import coldstart_run, fanout, life, package, report, scaling
+    from bench import coldstart_run, fanout, heat, life, package, report, scaling
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -44,6 +44,7 @@ def main() -> None:
         scales = timed("scaling: 1,000 and 50,000 orders", scaling.measure)
         size = timed("deployment package (built meanwhile)", lambda: package.result(build))
     fan = timed("fan-out and in-process POST /orders", fanout.measure)
+    heats = timed(f"partition heat: {heat.ORDERS} orders walked to delivered", heat.measure)
     colds = timed(f"cold starts, {runs} runs per function", lambda: coldstart_run.measure(runs))
     data = report.Results(
         lives,  # type: ignore[arg-type]
@@ -54,6 +55,7 @@ def main() -> None:
         runs,
         timings,
         (load_before, os.getloadavg()[0]),
+        heats,  # type: ignore[arg-type]
     )
     print()
     print(report.console(data))

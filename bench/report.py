@@ -16,6 +16,9 @@ from typing import Any
 
 from bench.coldstart_run import ColdStart
 from bench.fanout import FanOut
+from bench.heat import PARTITION_WCU_LIMIT, Heat
+from bench.heat import console as heat_console
+from bench.heat import markdown as heat_markdown
 from bench.life import Life, Lives, Step
 from bench.package import LAMBDA_UNZIPPED_LIMIT_MB, LAMBDA_ZIP_LIMIT_MB, Package
 from bench.prices import PRICES_AS_OF, Bill, Usage, bill
@@ -104,6 +107,7 @@ class Results:
     runs: int
     timings: dict[str, float]
     load: tuple[float, float] = (0.0, 0.0)
+    heat: Heat | None = None
 
 
 def _per_life_floor(life: Life) -> int:
@@ -247,6 +251,8 @@ def console(r: Results) -> str:
         f"\nDeployment package: {p.zipped_mb:.2f} MB zipped (Lambda limit {LAMBDA_ZIP_LIMIT_MB:.0f}), "
         f"{p.unzipped_mb:.2f} MB unzipped (limit {LAMBDA_UNZIPPED_LIMIT_MB:.0f})"
     )
+    if r.heat is not None:
+        lines.append("\n" + heat_console(r.heat))
     return "\n".join(lines)
 
 
@@ -433,6 +439,69 @@ def _step_rows(life: Life) -> str:
             f"{BEFORE_STEPS[kind]} | - | - |"
         )
     return "\n".join(rows)
+
+
+def _partition_rows(r: Results, order_writes: int, order_kb: float) -> str:
+    """The capacity table's partition rows: from the partition-heat run when there is one (every key of every
+    table and index, measured), else the estimate from the order row's writes."""
+    if r.heat is None:
+        return f"""| DynamoDB per partition: 1,000 WCU/s, 3,000 RCU/s; **the `all_orders` index has one hash key (`kind="order"`): one partition** | every order write lands on it: 100 x {order_writes} writes x {max(1, round(order_kb + 0.49))} WCU = **{100 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s: over the limit, and index back-pressure throttles the table's writes. Binds first.** | {2000 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s | shard the key (`kind = "order#" + hash(id) % 16`, list pages merge 16 Queries) or list by day; project only keys and list fields (1 WCU per write); the same for `by_status` (one partition per status: every order passes through each) and the sparse `outbox` index (hash key `pending`: {2 * 2000:,} writes/s at 2,000/s) |
+| DynamoDB per partition on `by_seller` | a seller with 10 % of orders: {10 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s, fine | {200 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s for that seller: over | shard the seller key for big sellers, or project less |"""
+
+    heat = r.heat
+    rows = heat.rows()
+
+    def keys_at(rate: int) -> str:
+        over = [row for row in rows if row.units_per_second(rate) > PARTITION_WCU_LIMIT]
+        if not over:
+            top = max(rows, key=lambda row: row.units_per_second(rate))
+            return f"every key under; hottest {top.target.name} `{top.label(rate)}` {top.units_per_second(rate):,.0f} WCU/s: fine"
+        return "**over**: " + "; ".join(
+            f"{row.target.name} `{row.label(rate)}` {row.units_per_second(rate):,.0f} WCU/s" for row in over
+        )
+
+    first = heat.first_limit()
+    binds = f" **Binds first: {first.target.name} at {first.limit_rate:,.0f} orders/s.**" if first else ""
+    return (
+        f"| DynamoDB per partition key: {PARTITION_WCU_LIMIT:,} WCU/s, 3,000 RCU/s, and a throttled index holds back its table's writes; every key of every table and index measured (Partition heat, below) | {keys_at(100)}{binds} | {keys_at(2000)} | "
+        'shard the shared keys (`kind = "order#" + hash(id) % 16`, list pages merge the shards) or list by day; project only keys and list fields (1 WCU per write); the same for `by_status` (one key per status: every order passes through each) and the sparse `outbox` index (one key, `pending`); shard the seller key for big sellers |'
+    )
+
+
+def _first_limit(r: Results) -> str:
+    first = r.heat.first_limit() if r.heat is not None else None
+    if first is None:
+        return "So at 100 orders per second the first limit hit is the `all_orders` index's single partition"
+    return (
+        f"So the first limit hit is the key `{first.label()}` of {first.target.name}, measured: it reaches "
+        f"{PARTITION_WCU_LIMIT:,} WCU/s at {first.limit_rate:,.0f} orders/s"
+    )
+
+
+HEAT_BEFORE = ROOT / "bench" / "heat_before.md"
+
+
+def _heat_section(r: Results) -> str:
+    """Partition heat as measured in this run, and the table measured before issue 22's data-model change."""
+    parts = []
+    if r.heat is not None:
+        parts.append(f"""
+## Partition heat (issue 22)
+
+Every item write of a run, counted inside moto on the partition key it lands on, in each table and in each of its
+global secondary indexes (`bench/heat.py`, `python -m bench.heat` alone; the tables and indexes come from
+infra/resources.py, so an index added later is measured too). Billed as DynamoDB bills it: 1 KB write units, the
+larger of the item before and after, twice that for a `TransactWriteItems` item on its table; an index write only
+when the item's entry in that index changes (none for an item outside a sparse index), a changed index key as a
+delete on the old key and a put on the new one. DynamoDB serves {PARTITION_WCU_LIMIT:,} write units per second on one
+partition key, and a throttled index holds back its table's writes. `tests/functional/test_partition_heat.py` runs
+the counter on 20 orders.
+
+{heat_markdown(r.heat)}
+""")
+    if HEAT_BEFORE.exists():
+        parts.append("\n" + HEAT_BEFORE.read_text().strip() + "\n")
+    return "".join(parts)
 
 
 def document(r: Results, seconds: float) -> str:  # noqa: PLR0915 - one linear document
@@ -705,8 +774,7 @@ Per order today (warm): 7 API requests, ~{warm.total()} AWS requests, of them {n
 
 | limit (default) | at 100 orders/s | at 2,000 orders/s | what keeps the service under it |
 | --- | --- | --- | --- |
-| DynamoDB per partition: 1,000 WCU/s, 3,000 RCU/s; **the `all_orders` index has one hash key (`kind="order"`): one partition** | every order write lands on it: 100 x {now.order_writes} writes x {max(1, round(order_kb + 0.49))} WCU = **{100 * now.order_writes * max(1, round(order_kb + 0.49)):,} WCU/s: over the limit, and index back-pressure throttles the table's writes. Binds first.** | {2000 * now.order_writes * max(1, round(order_kb + 0.49)):,} WCU/s | shard the key (`kind = "order#" + hash(id) % 16`, list pages merge 16 Queries) or list by day; project only keys and list fields (1 WCU per write); the same for `by_status` (one partition per status: every order passes through each) and the sparse `outbox` index (hash key `pending`: {2 * 2000:,} writes/s at 2,000/s) |
-| DynamoDB per partition on `by_seller` | a seller with 10 % of orders: {10 * now.order_writes * max(1, round(order_kb + 0.49)):,} WCU/s, fine | {200 * now.order_writes * max(1, round(order_kb + 0.49)):,} WCU/s for that seller: over | shard the seller key for big sellers, or project less |
+{_partition_rows(r, now.order_writes, order_kb)}
 | DynamoDB on-demand: 40,000 RCU and 40,000 WCU per table (account quota); a new on-demand table serves 4,000 writes/s at once and doubles from its peak | ~{100 * (now.order_writes + now.delivery_writes + now.other_writes)} writes/s before index units: fine | ~{2000 * (now.order_writes + now.delivery_writes + now.other_writes):,} writes/s, before index units: over | fewer writes per order (the floor's {floor_use.order_writes + floor_use.delivery_writes}); warm throughput (pre-warming) before launch; a quota increase |
 | Lambda concurrency: 1,000 per region | API: 700 requests/s x ~{1000 * sum(s.seconds for s in warm.steps if s.name.startswith(("create", "callback"))) / 7:.0f} ms = ~{700 * sum(s.seconds for s in warm.steps if s.name.startswith(("create", "callback"))) / 7:.0f} concurrent; dispatcher: see next row | 14,000 requests/s: ~{api_busy_2000:.0f} concurrent: {"over the limit" if api_busy_2000 > 1000 else "under the limit"} | a concurrency quota increase; shorter handlers (the cuts); reserved concurrency for the dispatcher so the API cannot starve it |
 | SQS event source: `maximum_concurrency` {_max_concurrency()} (prod), reserved concurrency 50 | 100 orders/s in batches of one (no batching window) x ~{f.one_order * 1000:.0f} ms = ~{100 * f.one_order:.0f} concurrent: **{"over the cap" if 100 * f.one_order >= _max_concurrency() else f"{100 * f.one_order / _max_concurrency():.0%} of the cap"}**; in full batches 10/s x ~1 s = 10 | 200 full batches/s x ~1 s: ~200 concurrent: over | `MaximumBatchingWindowInSeconds` 1-2 s so batches fill (merge template), `maximum_concurrency` and reserved concurrency raised together, integrator timeouts kept short |
@@ -715,7 +783,7 @@ Per order today (warm): 7 API requests, ~{warm.total()} AWS requests, of them {n
 | SNS Publish: 30,000 messages/s (us-east-1) | 600/s | 12,000/s: fine | - |
 | SQS standard | nearly unlimited | nearly unlimited | - |
 
-So at 100 orders per second the first limit hit is the `all_orders` index's single partition (and, with
+{_first_limit(r)} (and, with
 single-order batches, the dispatcher's event-source concurrency cap of {_max_concurrency()} comes next); at 2,000 per second every hot index
 key, API Gateway's account throttle and Lambda's regional concurrency are over, in that order.
-"""
+{_heat_section(r)}"""

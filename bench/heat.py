@@ -1,0 +1,697 @@
+"""Partition heat (issue 22): every item write of a run of orders, counted on the partition key it lands on, in the
+table and in each of its global secondary indexes, then projected to 2,000 and 10,000 orders per second.
+
+DynamoDB serves at most 1,000 write units per second on one partition key (and a throttled index holds back its
+table's writes), so the question a data model must answer is which key is hottest per order, not how many writes
+there are. The run: 200 orders from 20 sellers and 100 customers, dispatched to the three demo partners and walked
+to `delivered` by their six callbacks (bench/life.py's plan), through the public routes, against moto in process.
+
+Counted as DynamoDB bills it (write units of 1 KB, rounded up, per item and per index entry):
+- a table write costs the larger of the item before and after (a delete: the item deleted); inside a
+  `TransactWriteItems` twice that; a conditional write that fails still costs the item's size on its key;
+- a write reaches an index only when the item's projection in that index changes: no entry before or after (a
+  sparse index) is no index write; an index key that changes is a delete on the old key and a put on the new one;
+  an unchanged key is one write of the larger entry, and nothing when no projected attribute changed (KEYS_ONLY,
+  INCLUDE). An index entry is the projected attributes, the index key and the table key.
+Tables and indexes are read from infra/resources.py's template, so an index added later is measured with the rest.
+
+Projection: each key keeps its share of the run's writes as the rate grows (the run's mix scaled up: 20 sellers at
+100 orders/s each at 2,000/s, every order to the same three integrators). For a key written by one order only
+that over-states its rate (an order's writes do not speed up with the traffic): an upper bound.
+
+    python -m bench.heat                    # under a minute on 2 cores
+    python -m bench.heat --orders 50        # a quicker look
+    python -m bench.heat --check            # exit 1 if a key passes 1,000 WCU/s at 2,000 orders/s (issue 22's rule)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import types
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+PARTITION_WCU_LIMIT = 1_000  # write units per second DynamoDB serves on one partition key
+RULE_RATE = 2_000  # orders/s at which no key may pass the limit (issue 22)
+RATES = (2_000, 10_000)
+WRITE_UNIT_BYTES = 1024
+ORDERS, SELLERS, CUSTOMERS = 200, 20, 100
+
+Item = Mapping[str, Mapping[str, Any]]  # DynamoDB JSON: {"attr": {"S": "..."}}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A table or one of its global secondary indexes: where an item write can land."""
+
+    table: str  # the table's kind: orders, deliveries, ...
+    index: str  # "" for the table itself
+    hash_key: str
+    range_key: str | None
+    table_keys: tuple[str, ...]
+    projection: str = "ALL"  # ALL, KEYS_ONLY or INCLUDE (a table: ALL)
+    include: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.table} {self.index}" if self.index else f"{self.table} (table)"
+
+
+class Write(NamedTuple):
+    target: str
+    key: str  # the partition key value the write lands on
+    units: int
+
+
+def targets(stage: str) -> dict[str, list[Target]]:
+    """Table name -> the table and its indexes, from the template that deploys them."""
+    from infra.resources import TABLES, ResourceNames, template
+
+    names = ResourceNames(stage)
+    kinds = {names.table(kind): kind for kind, _, _ in TABLES.values()}
+    found: dict[str, list[Target]] = {}
+    for resource in template(stage)["Resources"].values():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = resource["Properties"]
+        hash_key, range_key = _keys(props["KeySchema"])
+        table_keys = tuple(k for k in (hash_key, range_key) if k)
+        kind = kinds[props["TableName"]]
+        found[props["TableName"]] = [Target(kind, "", hash_key, range_key, table_keys)] + [
+            Target(
+                kind,
+                index["IndexName"],
+                *_keys(index["KeySchema"]),
+                table_keys,
+                index["Projection"]["ProjectionType"],
+                tuple(index["Projection"].get("NonKeyAttributes", ())),
+            )
+            for index in props.get("GlobalSecondaryIndexes", [])
+        ]
+    return found
+
+
+def _keys(schema: list[dict[str, str]]) -> tuple[str, str | None]:
+    hash_key = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
+    return hash_key, next((k["AttributeName"] for k in schema if k["KeyType"] == "RANGE"), None)
+
+
+# --- what one item write costs, where ---------------------------------------------------------------------------
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    """DynamoDB's size of one attribute value: strings and binaries their bytes, a number one byte per two
+    significant digits plus one, a list or map 3 bytes plus one per element plus its elements."""
+    kind, raw = next(iter(value.items()))
+    if kind == "S":
+        return len(str(raw).encode())
+    if kind == "B":
+        return len(raw) if isinstance(raw, bytes) else len(base64.b64decode(raw))
+    if kind == "N":
+        digits = str(raw).lstrip("-").replace(".", "").split("e")[0].split("E")[0].strip("0")
+        return math.ceil(max(1, len(digits)) / 2) + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + value_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(v) for k, v in raw.items())
+    if kind in ("SS", "NS", "BS"):
+        single = kind[0]
+        return sum(value_size({single: v}) for v in raw)
+    raise ValueError(f"unknown DynamoDB type {kind!r}")
+
+
+def item_size(item: Item) -> int:
+    """Attribute names plus values, as DynamoDB sizes an item for write units."""
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / WRITE_UNIT_BYTES))
+
+
+def _key_text(value: Mapping[str, Any]) -> str:
+    return str(next(iter(value.values())))
+
+
+def entry(target: Target, item: Item | None) -> dict[str, Any] | None:
+    """The item as it stands in `target`: None when it is not there (no item, or a sparse index's key missing)."""
+    if item is None:
+        return None
+    keys = [k for k in (target.hash_key, target.range_key) if k]
+    if not all(k in item for k in keys):
+        return None
+    if target.projection == "ALL" or not target.index:
+        return dict(item)
+    kept = {*target.table_keys, *keys, *target.include}
+    return {name: value for name, value in item.items() if name in kept}
+
+
+def writes_of(target: Target, old: Item | None, new: Item | None, *, transactional: bool = False) -> list[Write]:
+    """The item writes (and their write units) one table write makes on `target`."""
+    before, after = entry(target, old), entry(target, new)
+    if before is None and after is None:
+        return []
+    if not target.index:
+        shown = after if after is not None else before
+        assert shown is not None
+        units = write_units(max(item_size(before or {}), item_size(after or {})))
+        return [Write(target.name, _key_text(shown[target.hash_key]), units * (2 if transactional else 1))]
+    if before == after:
+        return []  # nothing this index holds changed
+    keys = [k for k in (target.hash_key, target.range_key) if k]
+    if before is not None and after is not None and all(before[k] == after[k] for k in keys):
+        units = write_units(max(item_size(before), item_size(after)))
+        return [Write(target.name, _key_text(after[target.hash_key]), units)]
+    found = []
+    if before is not None:
+        found.append(Write(target.name, _key_text(before[target.hash_key]), write_units(item_size(before))))
+    if after is not None:
+        found.append(Write(target.name, _key_text(after[target.hash_key]), write_units(item_size(after))))
+    return found
+
+
+# --- the tally and its projection --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hot:
+    """A table's or an index's hottest key of one kind, and what it took over the run."""
+
+    key: str = ""
+    writes: int = 0
+    units: int = 0
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table or index. Its keys are of two kinds: shared keys (a seller, a status, `order`, an integrator's
+    counter), whose writes grow with the traffic, and one order's keys (the order's own row, its delivery rows),
+    whose writes are that order's whatever the traffic: at most its whole life's writes in one second."""
+
+    target: Target
+    writes: int
+    units: int
+    keys: int
+    shared: Hot
+    one_order: Hot
+    orders: int
+
+    @property
+    def writes_per_order(self) -> float:
+        return self.writes / self.orders
+
+    @property
+    def units_per_order(self) -> float:
+        return self.units / self.orders
+
+    def _scaled(self, rate: float) -> tuple[float, float]:
+        return self.shared.writes / self.orders * rate, self.shared.units / self.orders * rate
+
+    def hottest(self, rate: float = RULE_RATE) -> Hot:
+        """The key with the most write units per second at `rate` orders per second."""
+        return self.one_order if self.one_order.units > self._scaled(rate)[1] else self.shared
+
+    def writes_per_second(self, rate: float) -> float:
+        """The hottest key's item writes per second at `rate` orders per second."""
+        return float(self.one_order.writes) if self.hottest(rate) is self.one_order else self._scaled(rate)[0]
+
+    def units_per_second(self, rate: float) -> float:
+        return max(self._scaled(rate)[1], self.one_order.units)
+
+    @property
+    def share(self) -> float:
+        """The hottest key's share of this table's or index's write units."""
+        return self.hottest().units / self.units if self.units else 0.0
+
+    @property
+    def limit_rate(self) -> float:
+        """Orders per second at which a key of this table or index reaches the partition limit (inf: never)."""
+        if self.one_order.units > PARTITION_WCU_LIMIT:
+            return 0.0
+        return PARTITION_WCU_LIMIT * self.orders / self.shared.units if self.shared.units else math.inf
+
+    def label(self, rate: float = RULE_RATE) -> str:
+        hot = self.hottest(rate)
+        if not hot.key:
+            return "-"
+        if hot is self.one_order:
+            return f"{self.target.hash_key}=<one order>"
+        value = hot.key if len(hot.key) <= 28 else hot.key[:25] + "..."  # noqa: PLR2004 - column width
+        return f"{self.target.hash_key}={value}"
+
+
+def _order_bound(key: str, order_ids: frozenset[str]) -> bool:
+    return any(part in order_ids for part in re.findall(r"[\w-]+", key))
+
+
+@dataclass
+class Heat:
+    """Item writes and write units per (table or index, partition key) over a run of `orders` orders; `order_ids`
+    tells one order's keys (those naming an order) from shared ones."""
+
+    orders: int
+    targets: list[Target]
+    writes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    units: Counter[tuple[str, str]] = field(default_factory=Counter)
+    order_ids: frozenset[str] = frozenset()
+    refused: int = 0  # failed conditional writes (counted on their key: they cost write units all the same)
+    mix: str = ""
+
+    def add(self, write: Write) -> None:
+        self.writes[write.target, write.key] += 1
+        self.units[write.target, write.key] += write.units
+
+    def rows(self) -> list[Row]:
+        rows = []
+        for target in self.targets:
+            mine = {key: n for (name, key), n in self.units.items() if name == target.name}
+            kinds: dict[bool, Hot] = {}
+            for bound in (False, True):
+                keys = [k for k in mine if _order_bound(k, self.order_ids) == bound]
+                top = max(keys, key=lambda k: (mine[k], self.writes[target.name, k]), default="")
+                kinds[bound] = Hot(top, self.writes[target.name, top], mine[top]) if top else Hot()
+            written = sum(n for (name, _), n in self.writes.items() if name == target.name)
+            rows.append(Row(target, written, sum(mine.values()), len(mine), kinds[False], kinds[True], self.orders))
+        return sorted(rows, key=lambda r: (r.limit_rate, -r.units_per_second(RULE_RATE)))
+
+    def first_limit(self) -> Row | None:
+        binding = [r for r in self.rows() if not math.isinf(r.limit_rate)]
+        return min(binding, key=lambda r: r.limit_rate) if binding else None
+
+    @property
+    def total_writes_per_order(self) -> float:
+        return sum(self.writes.values()) / self.orders
+
+    @property
+    def total_units_per_order(self) -> float:
+        return sum(self.units.values()) / self.orders
+
+
+def over_limit(heat: Heat, rate: float = RULE_RATE, limit: float = PARTITION_WCU_LIMIT) -> list[Row]:
+    """The tables and indexes with a key that would pass `limit` write units per second at `rate` orders per
+    second: the rule of issue 22 is that there are none."""
+    return [row for row in heat.rows() if row.units_per_second(rate) > limit]
+
+
+def _pct(share: float) -> str:
+    return "<1%" if 0 < share < 0.01 else f"{share:.0%}"  # noqa: PLR2004 - what would round to 0% or 1%
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"  # noqa: PLR2004 - readable precision
+
+
+ASSUMPTION = (
+    "Projection: a shared key keeps its share of the run's writes as the rate grows (the run's mix scaled up); "
+    "one order's keys get that order's writes whatever the rate (shown as its whole life's writes in one second)."
+)
+
+
+def console(heat: Heat) -> str:
+    """The table `python -m bench.heat` and `make bench` print."""
+    lines = [
+        f"Partition heat: {heat.mix or f'{heat.orders} orders'}; every item write on its partition key",
+        f"  {'table / index':<32} {'writes':>6} {'WCU':>5} {'keys':>5}  {'hottest key (at 2,000/s)':<34} {'share':>5}"
+        + "".join(f" {f'@{r:,}/s writes':>16} {'WCU/s':>7}" for r in RATES),
+    ]
+    for row in heat.rows():
+        lines.append(
+            f"  {row.target.name:<32} {row.writes_per_order:>6.1f} {row.units_per_order:>5.1f} {row.keys:>5}  "
+            f"{row.label():<34} {_pct(row.share):>5}"
+            + "".join(f" {_n(row.writes_per_second(r)):>16} {_n(row.units_per_second(r)):>7}" for r in RATES)
+        )
+    lines.append(
+        f"  {'every table and index':<32} {heat.total_writes_per_order:>6.1f} {heat.total_units_per_order:>5.1f}"
+        f"   (per order; {heat.refused} refused conditional writes among them)"
+    )
+    first = heat.first_limit()
+    if first is not None:
+        lines.append(
+            f"  first limit: {first.target.name}, key {first.label()}, reaches {PARTITION_WCU_LIMIT:,} WCU/s "
+            f"at {first.limit_rate:,.0f} orders/s"
+        )
+    over = over_limit(heat)
+    verdict = "met" if not over else "NOT met: " + ", ".join(r.target.name for r in over)
+    lines.append(f"  rule: no key over {PARTITION_WCU_LIMIT:,} WCU/s at {RULE_RATE:,} orders/s: {verdict}")
+    lines.append(f"  {ASSUMPTION}")
+    return "\n".join(lines)
+
+
+def markdown(heat: Heat) -> str:
+    """The same table for docs/benchmarks.md."""
+
+    def hot(value: float) -> str:
+        return f"**{_n(value)}**" if value > PARTITION_WCU_LIMIT else _n(value)
+
+    rows = [
+        "| table / index | writes per order | WCU per order | keys | hottest key | its share | "
+        + " | ".join(f"writes/s at {r:,}/s | WCU/s at {r:,}/s" for r in RATES)
+        + " | a key reaches 1,000 WCU/s at |",
+        "| --- |" + " ---: |" * 3 + " --- | ---: |" + " ---: |" * (2 * len(RATES) + 1),
+    ]
+    for row in heat.rows():
+        limit = "-" if math.isinf(row.limit_rate) else f"{row.limit_rate:,.0f} orders/s"
+        rows.append(
+            f"| {row.target.name} | {row.writes_per_order:.1f} | {row.units_per_order:.1f} | {row.keys:,} | "
+            f"`{row.label()}` | {_pct(row.share)} | "
+            + " | ".join(f"{_n(row.writes_per_second(r))} | {hot(row.units_per_second(r))}" for r in RATES)
+            + f" | {limit} |"
+        )
+    rows.append(
+        f"| every table and index | {heat.total_writes_per_order:.1f} | {heat.total_units_per_order:.1f} | | | |"
+        + " |" * (2 * len(RATES) + 1)
+    )
+    first = heat.first_limit()
+    over = over_limit(heat)
+    tail = ["", f"{heat.mix}; {heat.refused} refused conditional writes, counted on their keys. {ASSUMPTION}"]
+    if first is not None:
+        tail += [
+            "",
+            f"First limit: **{first.target.name}**, key `{first.label()}`, reaches {PARTITION_WCU_LIMIT:,} WCU/s at "
+            f"**{first.limit_rate:,.0f} orders/s**. Rule (no key over {PARTITION_WCU_LIMIT:,} WCU/s at "
+            f"{RULE_RATE:,} orders/s): "
+            + ("met." if not over else "**not met** (" + ", ".join(r.target.name for r in over) + ")."),
+        ]
+    return "\n".join(rows + tail)
+
+
+# --- counting on moto ---------------------------------------------------------------------------------------------
+
+
+class _Shard:
+    """Stands where moto keeps a table's stream shard: moto calls `add(old, new)` for every item write of the table
+    (PutItem, UpdateItem, DeleteItem, BatchWriteItem and each item of TransactWriteItems), inside the write."""
+
+    def __init__(self, recorder: Recorder, table: str) -> None:
+        self.recorder, self.table = recorder, table
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Shard:
+        return self  # moto deep-copies a table to roll a transaction back; the copy records to the same tally
+
+    def add(self, old: Any, new: Any) -> None:
+        self.recorder.seen(self.table, _image(old), _image(new))
+
+
+def _image(item: Any) -> dict[str, Any] | None:
+    """A snapshot (moto updates items in place, later, maybe in another thread)."""
+    return None if item is None else json.loads(json.dumps(item.to_json()["Attributes"]))
+
+
+class Recorder:
+    """Counts the writes of one run into a `Heat`. moto creates an item an UpdateItem names in two steps (a put of
+    its key, then the update): one DynamoDB write, so an update's steps are kept per thread and counted once; a
+    transaction's writes are counted when it commits, at twice the table's units."""
+
+    def __init__(self, tables: dict[str, list[Target]]) -> None:
+        self.tables = tables
+        self.heat = Heat(0, [t for found in tables.values() for t in found])
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def seen(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        updating = getattr(self._local, "update", None)
+        if updating is not None:
+            first = updating[0] if updating else (table, old, new)
+            updating[:] = [(table, first[1], new)]
+            return
+        self._count(table, old, new)
+
+    def _count(self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        transaction = getattr(self._local, "transaction", None)
+        if transaction is not None:
+            transaction.append((table, old, new))
+            return
+        self._tally(table, old, new, transactional=False)
+
+    def _tally(
+        self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None, *, transactional: bool
+    ) -> None:
+        with self._lock:
+            for target in self.tables.get(table, []):
+                for write in writes_of(target, old, new, transactional=transactional):
+                    self.heat.add(write)
+
+    def result(self, order_ids: list[str], mix: str = "") -> Heat:
+        """The tally, per order of the run that made these orders."""
+        self.heat.orders, self.heat.order_ids, self.heat.mix = len(order_ids), frozenset(order_ids), mix
+        return self.heat
+
+    def refused(self, backend: Any, table: str, key: dict[str, Any]) -> None:
+        """A conditional write that failed: DynamoDB bills the existing item's size (at least one unit)."""
+        found = self.tables.get(table)
+        if not found:
+            return
+        main = found[0]
+        key = {k: v for k, v in key.items() if k in main.table_keys}
+        existing = backend.get_item(table, key)
+        size = item_size(existing.to_json()["Attributes"]) if existing is not None else 0
+        with self._lock:
+            self.heat.add(Write(main.name, _key_text(key[main.hash_key]), write_units(size)))
+            self.heat.refused += 1
+
+    @contextmanager
+    def updating(self) -> Iterator[None]:
+        self._local.update = []
+        try:
+            yield
+            steps = self._local.update
+        finally:
+            self._local.update = None
+        for table, old, new in steps:
+            self._count(table, old, new)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._local.transaction = []
+        try:
+            yield
+            writes = self._local.transaction
+        finally:
+            self._local.transaction = None
+        for table, old, new in writes:
+            self._tally(table, old, new, transactional=True)
+
+
+@contextmanager
+def counting(tables: dict[str, list[Target]], region: str = "us-east-1") -> Iterator[Recorder]:
+    """Count every item write moto (in this process: `mock_aws` or a threaded server) makes on `tables` until the
+    block ends; moto is left as it was."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
+    from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][region]
+    recorder = Recorder(tables)
+    originals = {name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "delete_item")}
+    original_transact = DynamoDBBackend.transact_write_items
+
+    def wrap(name: str) -> Any:
+        operation = originals[name]
+
+        def counted(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            context = recorder.updating() if name == "update_item" else contextlib.nullcontext()
+            try:
+                with context:
+                    return operation(self, table_name, key, *args, **kwargs)
+            except ConditionalCheckFailed:
+                if getattr(recorder._local, "transaction", None) is None:  # a cancelled transaction writes nothing
+                    recorder.refused(self, table_name, key)
+                raise
+
+        return counted
+
+    def transact(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with recorder.transaction():
+            return original_transact(self, *args, **kwargs)
+
+    shards = {name: _Shard(recorder, name) for name in tables}
+    saved = {name: backend.tables[name].stream_shard for name in tables if name in backend.tables}
+    for name in saved:
+        backend.tables[name].stream_shard = shards[name]  # type: ignore[assignment]
+    for name in originals:
+        setattr(DynamoDBBackend, name, wrap(name))
+    DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign]
+    try:
+        yield recorder
+    finally:
+        for name, operation in originals.items():
+            setattr(DynamoDBBackend, name, operation)
+        DynamoDBBackend.transact_write_items = original_transact  # type: ignore[method-assign]
+        for name, shard in saved.items():
+            if name in backend.tables:  # a rolled-back transaction put a copy in its place
+                backend.tables[name].stream_shard = shard
+
+
+# --- the run --------------------------------------------------------------------------------------------------
+
+
+def seller_tokens(client: Any, sellers: int) -> list[str]:
+    """A token for each of sellers s-1 .. s-<sellers> (admin route)."""
+    from bench.stack import call
+
+    tokens = []
+    for n in range(1, sellers + 1):
+        made = call(client, "POST", "/api/v1/tokens", {"role": "seller", "seller_id": f"s-{n}"})
+        assert made.status_code == 201, made.body
+        tokens.append(made.json_body["token"])
+    return tokens
+
+
+def walk(
+    client: Any, app: Any, queue_url: str, secrets: dict[str, str], tokens: list[str], *, orders: int, customers: int
+) -> list[str]:
+    """Create `orders` orders (seller i % len(tokens), with that seller's token; customer i % customers), dispatch
+    them to the registered partners (`secrets`: each one's callback secret, from `bench.stack.register_partners`)
+    and walk each to `delivered` with bench/life.py's six callbacks; returns the order ids."""
+    import boto3
+
+    from bench.life import CALLBACKS
+    from bench.stack import REGION, call, signed
+    from tools.poller import drain
+    from tools.sample_order import order_body
+
+    sqs = boto3.session.Session(region_name=REGION).client("sqs")
+    ids = []
+    for n in range(orders):
+        body = order_body(seller_id=f"s-{n % len(tokens) + 1}", user_id=f"u-{n % customers + 1}")
+        created = call(client, "POST", "/api/v1/orders", body, token=tokens[n % len(tokens)])
+        assert created.status_code == 201, created.body
+        ids.append(created.json_body["id"])
+    batches = drain(app, sqs, queue_url, max_batches=orders + 10)
+    assert not any(b.failed_ids for b in batches), "every dispatch succeeded"
+    for step, (integrator, status) in enumerate(CALLBACKS, 1):
+        for order_id in ids:
+            body_bytes = json.dumps({"order_id": order_id, "status": status}).encode()
+            headers = signed(secrets[integrator], f"heat_{step}_{order_id}", body_bytes)
+            answer = call(client, "POST", f"/api/v1/callbacks/{integrator}", body_bytes, token=None, **headers)
+            assert answer.status_code == 200, answer.body
+    drain(app, sqs, queue_url, max_batches=orders + 10)
+    return ids
+
+
+@contextmanager
+def moto_in_process(stage: str = "heat") -> Iterator[dict[str, str]]:
+    """moto in this process (`mock_aws`), every resource provisioned and the service pointed at it; the process
+    environment is put back afterwards. In process, so the writes can be counted inside moto (no timing is taken)."""
+    import moto  # before the service's clients are built again (reset_all), so they are mocked
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from bench.stack import REGION, service_environment
+    from infra.resources import provision
+    from tools import moto_server
+    from tools.caches import reset_all
+
+    saved = dict(os.environ)
+    lock = threading.RLock()
+    # As tests/conftest.py `atomic_moto_writes`: DynamoDB applies a conditional write atomically, moto in two steps.
+    names = ("put_item", "update_item", "delete_item", "transact_write_items", "get_item", "query", "scan")
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
+    moto_copy = dynamodb_models.copy  # type: ignore[attr-defined]
+
+    def serialised(operation: Any) -> Any:
+        def one_at_a_time(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return operation(*args, **kwargs)
+
+        return one_at_a_time
+
+    try:
+        os.environ.update({k: v for k, v in service_environment("").items() if k != "AWS_ENDPOINT_URL"})
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ.pop("AWS_PROFILE", None)
+        # As the local stack's moto server (tools/moto_server.py): a transaction rolls back only the items it names,
+        # not deep copies of whole tables (which made a 200-order run slow and 1.6 GB big).
+        dynamodb_models.copy = types.SimpleNamespace(copy=copy.copy, deepcopy=moto_server._not_whole_tables)  # type: ignore[attr-defined,assignment]
+        for name, operation in originals.items():
+            cheaper = moto_server.transact_write_items if name == "transact_write_items" else operation
+            setattr(DynamoDBBackend, name, serialised(cheaper))
+        with moto.mock_aws():
+            env = provision(stage, region=REGION)
+            os.environ.update(env)
+            reset_all()
+            yield env
+    finally:
+        for name, operation in originals.items():
+            setattr(DynamoDBBackend, name, operation)
+        dynamodb_models.copy = moto_copy  # type: ignore[attr-defined]
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_all()
+
+
+def run(
+    client: Any,
+    app: Any,
+    env: dict[str, str],
+    fake: Any,
+    stage: str,
+    *,
+    orders: int = ORDERS,
+    sellers: int = SELLERS,
+    customers: int = CUSTOMERS,
+) -> Heat:
+    """Register the three demo partners and issue the sellers' tokens, then count the writes of `walk`."""
+    from bench.life import CALLBACKS, INTEGRATORS
+    from bench.stack import REGION, register_partners
+
+    secrets = register_partners(client, fake, INTEGRATORS)
+    tokens = seller_tokens(client, sellers)
+    with counting(targets(stage), REGION) as recorder:
+        ids = walk(client, app, env["ORDERS_QUEUE_URL"], secrets, tokens, orders=orders, customers=customers)
+    return recorder.result(
+        ids,
+        f"{orders} orders from {sellers} sellers and {customers} customers, each sent to {len(INTEGRATORS)} "
+        f"integrators and walked to `delivered` by {len(CALLBACKS)} callbacks",
+    )
+
+
+def measure(orders: int = ORDERS, sellers: int = SELLERS, customers: int = CUSTOMERS) -> Heat:
+    """The benchmark: a fresh in-process moto, the run, its tally."""
+    from bench.stack import api_client
+    from tests.support.fake_integrator import FakeIntegrator
+
+    stage = "heat"
+    with moto_in_process(stage) as env, FakeIntegrator() as fake, tempfile.TemporaryDirectory() as tmp:
+        import app as application
+
+        with api_client(application.app, Path(tmp)) as client:
+            return run(client, application.app, env, fake, stage, orders=orders, sellers=sellers, customers=customers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=ORDERS)
+    parser.add_argument("--sellers", type=int, default=SELLERS)
+    parser.add_argument("--customers", type=int, default=CUSTOMERS)
+    parser.add_argument("--markdown", action="store_true", help="print the docs/benchmarks.md table too")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a key passes the limit at 2,000/s")
+    args = parser.parse_args()
+    with contextlib.redirect_stdout(io.StringIO()):  # the service's EMF lines
+        heat = measure(args.orders, args.sellers, args.customers)
+    print(console(heat))
+    if args.markdown:
+        print()
+        print(markdown(heat))
+    if args.check and over_limit(heat):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
