@@ -18,10 +18,10 @@ DYNAMODB_RRU_PER_M = 0.125  # read request unit: 4 KB strongly consistent
 SQS_PER_M = 0.40  # standard queue, per 64 KB chunk
 SNS_PUBLISH_PER_M = 0.50
 SECRETS_PER_M = 5.00  # $0.05 per 10,000 API calls
-# Global secondary indexes with ALL projection an order row is written to (by_seller, by_user, by_status,
-# by_seller_status, all_orders): each order write is paid once for the table and once per index.
-ORDER_INDEXES = 5
-DELIVERY_INDEXES = 1  # by_integrator_status
+# Index write units of one order's life (issue 22's layout): its entry in by_shard, by_seller_keys and
+# by_user_keys at create (keys and parties, which never change: a status move writes no index), and the outbox
+# mark put and cleared. Each entry is well under 1 KB. Healthy delivery rows are in no index.
+ORDER_INDEX_UNITS_PER_LIFE = 5
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,15 @@ def write_units(kb: float) -> int:
     return max(1, math.ceil(kb))
 
 
-def bill(usage: Usage, sizes: dict[str, float]) -> Bill:
-    """Dollars per million orders."""
+def bill(usage: Usage, sizes: dict[str, float], *, measured_write_units: float | None = None) -> Bill:
+    """Dollars per million orders. DynamoDB writes are the write units the partition-heat run counted, item by item
+    and index by index, when it ran (`measured_write_units`, per order); else this model of them."""
     wru = (
-        usage.order_writes * write_units(sizes["orders"]) * (1 + ORDER_INDEXES)
-        + usage.delivery_writes * write_units(sizes["deliveries"]) * (1 + DELIVERY_INDEXES)
+        measured_write_units
+        if measured_write_units is not None
+        else usage.order_writes * write_units(sizes["orders"])
+        + ORDER_INDEX_UNITS_PER_LIFE
+        + usage.delivery_writes * write_units(sizes["deliveries"])
         + usage.other_writes * write_units(sizes["idempotency"])
     )
     return Bill(

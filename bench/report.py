@@ -212,7 +212,8 @@ def console(r: Results) -> str:
     lines.append(f"  {'create with an Idempotency-Key':<62} {r.lives.keyed_create.total:>4} {3:>5}")
     now = usage_now(warm)
     sizes = warm.sizes
-    dollars = [bill(now, sizes), bill(usage_floor(now, warm), sizes)]
+    measured = r.heat.total_units_per_order if r.heat is not None else None
+    dollars = [bill(now, sizes, measured_write_units=measured), bill(usage_floor(now, warm), sizes)]
     lines.append(
         f"\nDollars per million orders: now ${dollars[0].total:,.0f}, floor ${dollars[1].total:,.0f} "
         f"(before the cuts, {BEFORE_WHEN}: ${BEFORE_DOLLARS})"
@@ -508,7 +509,8 @@ def document(r: Results, seconds: float) -> str:  # noqa: PLR0915 - one linear d
     warm, cold = r.lives.warm, r.lives.cold
     now = usage_now(warm)
     sizes = warm.sizes
-    bills = [bill(now, sizes), bill(usage_floor(now, warm), sizes)]
+    measured = r.heat.total_units_per_order if r.heat is not None else None
+    bills = [bill(now, sizes, measured_write_units=measured), bill(usage_floor(now, warm), sizes)]
     f = r.fan
     today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     import_ms, imported = import_app()
@@ -625,7 +627,7 @@ them and what the code does now. Module and function names are those of `main` n
 | 4 | every delivery | `GetItem` of the integrator | the `Integrator` the batch loaded is passed to `deliver` | 3 |
 | 5 | every delivery | `GetItem` of the order | `dispatch/order_events.py` `handle_order_event` reads the order once for all deliveries | 3 |
 | 6 | every delivery | `GetItem` before the claim | the state rows from one `list_states` Query, their revision as the claim's condition (re-read only on a conflict) | 3 |
-| 7 | every delivery | `PutItem` of an attempt item + `GetItem` before the outcome write | `db/deliveries.py` `put_state_with_attempt`: one `TransactWriteItems` of the outcome (state row, conditional on the claim's revision) and the attempt line. Not a list of attempts on the row: attempt bodies reach 4 KB, would grow the row every callback rewrites (write units) and would lose the attempt lines' 30-day expiry | 3 |
+| 7 | every delivery | `GetItem` before the outcome write | `db/deliveries.py` `put_state_with_attempt`: the outcome written on the revision the claim wrote (re-read only on a conflict); its attempt line is a `PutItem` of its own again since issue 22 (keyed by the job run, so a rerun replaces it), which costs a request but halves the write units of a `TransactWriteItems`. Not a list of attempts on the row: attempt bodies reach 4 KB, would grow the row every callback rewrites (write units) and would lose the attempt lines' 30-day expiry | 3 |
 | 8 | every delivery | `GetItem` of the order (on the race also a failed `PutItem` and a re-read) | `order_events._settle`: one conditional write to `dispatched` per order once its deliveries finish, also clearing the outbox; no race between delivery threads | 3 (2-5) |
 | 9 | create | `UpdateItem` clearing the outbox | create leaves its outbox mark to the dispatcher's `dispatched` write (cut 8); updates and cancels keep the clearing write | 1 |
 | 10 | every batch | `Scan` of the integrators table | integrators (with their secrets) cached per container (`CACHE_SECONDS`) | 1 |
@@ -644,8 +646,9 @@ Measured now, first step of each kind (warm containers):
 
 {_remaining(warm)}
 
-- **dispatch**: besides the floor's order `GetItem`, three outcome writes (now each a `TransactWriteItems` with the
-  attempt line, still one request), the `dispatched` write and the `DeleteMessageBatch`, the code makes:
+- **dispatch**: besides the floor's order `GetItem`, three outcome writes (each a conditional `PutItem` of the state
+  row after a `PutItem` of its attempt line keyed by the job's run: two requests, but one write unit per KB
+  instead of the two a `TransactWriteItems` bills per item; issue 22), the `dispatched` write and the `DeleteMessageBatch`, the code makes:
   the `Query` of the order's state rows (`handle_order_event` -> `list_states`: it decides per integrator whether
   the event still needs sending, supersedes unsent creates of a cancelled order, and gives each claim its
   revision); one claim `PutItem` per integrator before the POST (`claims.claim`: marks the delivery in flight
@@ -684,18 +687,18 @@ $0.05 per 10,000 calls. They were not re-checked when this file was written (no 
 Model (warm containers, from this run): 7 API requests (the create and six callbacks; clients' reads apart);
 9 Lambda invocations (create, authorizer, one dispatcher batch per order as measured (a tenth with full batches),
 six callbacks) at the prod stage's memory sizes and the durations measured in process; item sizes measured
-(order {order_kb:.2f} KB, delivery-table item {sizes["deliveries"]:.2f} KB on average): every write of the order row
-is paid once for the table and once for each of its five ALL-projection indexes (by_seller, by_user, by_status,
-by_seller_status, all_orders), a delivery-table write once for the table and once for by_integrator_status; a
-`TransactWriteItems` of an outcome and its attempt line pays two units per item on the table (the index update
-is an ordinary write); no idempotency records are written any more; reads at one unit each. The floor column is
-the floor's requests priced the same way, with the Lambda time scaled by floor over measured requests.
+(order {order_kb:.2f} KB, delivery-table item {sizes["deliveries"]:.2f} KB on average). DynamoDB write units are
+the partition-heat run's (below): every item write of an order's life counted on the table and on each index it
+really changes, billed per KB (issue 22's layout: the list indexes take an order's keys and parties once, at
+create, and no status move writes an index); no idempotency records are written; reads at one unit each. The
+floor column models the floor's requests (each order write once on the table, five index units per life), with
+the Lambda time scaled by floor over measured requests.
 
 {_bill_table(bills)}
 
-DynamoDB writes dominate, and most of their cost is the order row's five ALL-projection indexes: projecting only
-the keys and the listed fields (`INCLUDE`) into by_user, by_status and all_orders, or dropping the indexes no
-query needs, cuts the order writes by up to five sixths independently of the request cuts.
+Before issue 22 DynamoDB writes dominated ($77 of $116), most of them the order row's five ALL-projection
+indexes; the sharded, keys-and-parties layout and plain outcome writes (no transaction) took them to the write
+units the heat table measures.
 
 ## Cold start per function
 

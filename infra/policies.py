@@ -34,6 +34,7 @@ TRACING = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "api_handler": [
         ((*READ, *WRITE), ("orders", "orders_indexes", "deliveries")),
+        (("dynamodb:BatchGetItem",), ("orders",)),  # a list page's orders, read by the keys its index gave
         (("dynamodb:Query",), ("deliveries_indexes",)),
         # ConditionCheckItem: revoking an admin token checks, in the same transaction, that another one remains.
         (

@@ -7,9 +7,8 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, ensure_bound
@@ -89,24 +88,22 @@ def put_state(state: DeliveryState, expected_revision: int | None) -> DeliverySt
 
 
 def put_state_with_attempt(
-    state: DeliveryState, expected_revision: int, moment: datetime, retention_days: int, **attempt: Any
+    state: DeliveryState,
+    expected_revision: int,
+    moment: datetime,
+    retention_days: int,
+    *,
+    line_key: str,
+    **attempt: Any,
 ) -> DeliveryState:
-    """`put_state` and `add_attempt` in one request (TransactWriteItems): the attempt log gets its line exactly
-    when the row records the outcome, and neither is written if the row moved (StaleWrite)."""
-    ensure_bound()
-    stored, record, condition = _state_write(state, expected_revision)
-    line = _attempt_record(state.order_id, moment, retention_days, **attempt)
-    try:
-        with TransactWrite(connection=DeliveryRecord._get_connection().connection) as transaction:
-            transaction.save(record, condition=condition)
-            transaction.save(line)
-    except TransactWriteError as exc:
-        # Only a failed condition or a concurrent transaction on the row: both mean "read it again".
-        reasons = {reason.code for reason in exc.cancellation_reasons if reason is not None} - {"None"}
-        if reasons and reasons <= {"ConditionalCheckFailed", "TransactionConflict"}:
-            raise StaleWrite(f"delivery {stored.order_id}/{stored.integrator}") from exc
-        raise
-    return stored
+    """An attempt's line in the log, then its outcome on the row (`put_state`, StaleWrite if the row moved).
+
+    Two plain writes, not a transaction (which bills every item twice): the line goes first and is keyed by the
+    job's run (`line_key`), so writing it again (a retry after a conflict, or the job run again after a crash
+    between the two writes, which sends again with the same webhook-id) replaces it: the log never holds a line
+    twice, and never misses the line of an outcome the row recorded."""
+    _attempt_record(state.order_id, moment, retention_days, line_key=line_key, **attempt).save()
+    return put_state(state, expected_revision)
 
 
 def set_fields(state: DeliveryState, **fields: Any) -> None:
@@ -130,20 +127,25 @@ def set_fields(state: DeliveryState, **fields: Any) -> None:
         raise
 
 
-def _attempt_record(order_id: str, moment: datetime, retention_days: int, **fields: Any) -> AttemptRecord:
-    sk = f"{ATTEMPT}{moment.isoformat()}#{fields['integrator']}#{fields['attempt']}"
+def _attempt_record(
+    order_id: str, moment: datetime, retention_days: int, *, line_key: str | None = None, **fields: Any
+) -> AttemptRecord:
+    ensure_bound()
+    sk = ATTEMPT + (line_key or f"{moment.isoformat()}#{fields['integrator']}#{fields['attempt']}")
     return AttemptRecord(order_id, sk, expires_at=moment + timedelta(days=retention_days), **fields)
 
 
-def add_attempt(order_id: str, moment: datetime, retention_days: int, **fields: Any) -> None:
-    ensure_bound()
-    _attempt_record(order_id, moment, retention_days, **fields).save()
+def add_attempt(
+    order_id: str, moment: datetime, retention_days: int, *, line_key: str | None = None, **fields: Any
+) -> None:
+    """One line of the attempt log; with `line_key` (the job's run), writing it again replaces it."""
+    _attempt_record(order_id, moment, retention_days, line_key=line_key, **fields).save()
 
 
 def list_attempts(order_id: str) -> list[dict[str, Any]]:
     ensure_bound()
     rows = []
-    for record in AttemptRecord.query(order_id, AttemptRecord.sk.startswith(ATTEMPT)):
+    for record in AttemptRecord.query(order_id, AttemptRecord.sk.startswith(ATTEMPT)):  # one Query, then by time
         rows.append(
             {
                 "integrator": record.integrator,
@@ -164,7 +166,7 @@ def list_attempts(order_id: str) -> list[dict[str, Any]]:
                 ),
             }
         )
-    return rows
+    return sorted(rows, key=lambda row: str(row["at"]))
 
 
 def find(integrator: str, status: str, since: str, until: str, limit: int = 500) -> list[DeliveryState]:

@@ -13,9 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.db.concurrency import StaleWrite
-from chalicelib.db.repository import ListFilter, Page, Repositories
+from chalicelib.db.repository import Repositories
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.order import Order
+from chalicelib.domain.order_list import ListFilter, Page
 from chalicelib.errors import MalformedRequest
 
 RANK_STEP = 1000  # as db.deliveries: resumptions of one attempt stay below the next attempt
@@ -129,7 +130,7 @@ def _decode(cursor: str, query: str) -> tuple[str, str]:
 class MemoryDeliveries:
     def __init__(self) -> None:
         self._states: dict[tuple[str, str], DeliveryState] = {}
-        self._attempts: dict[str, list[dict[str, Any]]] = {}
+        self._attempts: dict[str, dict[str, dict[str, Any]]] = {}  # order id -> line key -> line
         self._lock = threading.RLock()
 
     def get_state(self, order_id: str, integrator: str) -> DeliveryState | None:
@@ -160,12 +161,18 @@ class MemoryDeliveries:
             return self._write(state, expected_revision)
 
     def put_state_with_attempt(
-        self, state: DeliveryState, expected_revision: int, moment: datetime, retention_days: int, **attempt: Any
+        self,
+        state: DeliveryState,
+        expected_revision: int,
+        moment: datetime,
+        retention_days: int,
+        *,
+        line_key: str,
+        **attempt: Any,
     ) -> DeliveryState:
         with self._lock:
-            written = self._write(state, expected_revision)
-            self.add_attempt(state.order_id, moment, retention_days, **attempt)
-            return written
+            self.add_attempt(state.order_id, moment, retention_days, line_key=line_key, **attempt)
+            return self._write(state, expected_revision)
 
     def set_fields(self, state: DeliveryState, **fields: Any) -> None:
         with self._lock:
@@ -177,13 +184,16 @@ class MemoryDeliveries:
             merged = {**stored.model_dump(), **changes, "revision": stored.revision + 1}
             self._states[key] = DeliveryState.model_validate(merged)
 
-    def add_attempt(self, order_id: str, moment: datetime, retention_days: int, **fields: Any) -> None:
+    def add_attempt(
+        self, order_id: str, moment: datetime, retention_days: int, *, line_key: str | None = None, **fields: Any
+    ) -> None:
+        key = line_key or f"{moment.isoformat()}#{fields['integrator']}#{fields['attempt']}"
         with self._lock:
-            self._attempts.setdefault(order_id, []).append({"sort": moment.isoformat(), **fields})
+            self._attempts.setdefault(order_id, {})[key] = {"sort": str(fields.get("at", moment.isoformat())), **fields}
 
     def list_attempts(self, order_id: str) -> list[dict[str, Any]]:
         with self._lock:
-            lines = sorted(self._attempts.get(order_id, []), key=lambda line: line["sort"])
+            lines = sorted(self._attempts.get(order_id, {}).values(), key=lambda line: line["sort"])
             return [{k: v for k, v in line.items() if k != "sort"} for line in lines]
 
     def find(self, integrator: str, status: str, since: str, until: str, limit: int = 500) -> list[DeliveryState]:

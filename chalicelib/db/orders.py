@@ -1,11 +1,21 @@
-"""Order storage: every write is conditional on the version it read (StaleWrite otherwise), every list page is
-one Query."""
+"""Order storage: every write is conditional on the version it read (StaleWrite otherwise); a list page costs the
+same whatever the table holds.
+
+Keys spread (issue 22): the listing of every order, the outbox and the overdue list are write-sharded
+(`o#<n>`, `pending#<n>`, `overdue#<n>`, n from the order id), and the list indexes carry keys and parties only,
+which never change, so a status move writes the table and nothing else. A page merges its partitions newest
+first by `sort_key` (created_at#id, unique) and reads the page's orders with one BatchGetItem; a status filter is
+applied to what was read, within a bounded number of rounds.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
@@ -13,14 +23,35 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
-from chalicelib.db.records import OrderRecord, ensure_bound
-from chalicelib.db.repository import ListFilter, Page
+from chalicelib.db.records import ORDER_SHARDS, OrderRecord, ensure_bound
 from chalicelib.domain.events import OrderEvent
 from chalicelib.domain.order import Order
+from chalicelib.domain.order_list import ListFilter, Page
 from chalicelib.errors import MalformedRequest
 
-OUTBOX_PENDING = "pending"
-OVERDUE = "overdue"
+# The outbox takes two writes per order (marked, cleared): twice the shards, for 625 writes/s per key at 10,000/s.
+OUTBOX_SHARDS = 2 * ORDER_SHARDS
+# Keys rows written before the sharded layout still carry, until `make migrate` rewrites them.
+LEGACY_OUTBOX = "pending"
+LEGACY_OVERDUE = "overdue"
+# A status-filtered page reads at most this many rounds of candidates before answering (with a cursor).
+STATUS_ROUNDS = 4
+
+
+def _shard(order_id: str, shards: int) -> int:
+    return zlib.crc32(order_id.encode()) % shards
+
+
+def shard_key(order_id: str) -> str:
+    return f"o#{_shard(order_id, ORDER_SHARDS)}"
+
+
+def outbox_key(order_id: str) -> str:
+    return f"pending#{_shard(order_id, OUTBOX_SHARDS)}"
+
+
+def overdue_key(order_id: str) -> str:
+    return f"overdue#{_shard(order_id, ORDER_SHARDS)}"
 
 
 def _to_domain(record: OrderRecord) -> Order:
@@ -47,9 +78,9 @@ def _to_record(order: Order) -> OrderRecord:
         created_at=order.created_at,
         updated_at=order.updated_at,
         sort_key=f"{order.created_at}#{order.id}",
+        shard=shard_key(order.id),
         seller_id=order.seller_id,
         user_id=order.user_id,
-        seller_status=f"{order.seller_id}#{order.status}",
         user=order.user,
         seller=order.seller,
         details=order.details,
@@ -57,12 +88,12 @@ def _to_record(order: Order) -> OrderRecord:
     )
     if order.outbox is not None:
         record.outbox = order.outbox.model_dump(mode="json")
-        record.outbox_pk = OUTBOX_PENDING
+        record.outbox_pk = outbox_key(order.id)
         record.outbox_at = order.outbox.occurred_at
         record.outbox_event_id = order.outbox.event_id
     if order.overdue_integrators:
         record.overdue_integrators = order.overdue_integrators
-        record.overdue = OVERDUE
+        record.overdue = overdue_key(order.id)
         record.seller_overdue = order.seller_id
     return record
 
@@ -95,7 +126,6 @@ def move_status(changed: Order, expected_version: int, *, clear_outbox: bool) ->
     ensure_bound()
     actions: list[Action] = [
         OrderRecord.status.set(changed.status),
-        OrderRecord.seller_status.set(f"{changed.seller_id}#{changed.status}"),
         OrderRecord.version.set(changed.version),
         OrderRecord.updated_at.set(changed.updated_at),
         OrderRecord.timeline.set([entry.model_dump(exclude_none=True) for entry in changed.timeline]),
@@ -145,13 +175,34 @@ def clear_outbox(order_id: str, event_id: str) -> bool:
 
 
 def pending_outbox(older_than: str, limit: int = 100) -> list[str]:
-    """Ids of orders whose last event never reached the queue (sparse index: costs only what it returns)."""
+    """Ids of orders whose last event never reached the queue (sparse index: costs only what it returns), oldest
+    first, from every outbox shard (and the pre-shard key, until migrated)."""
     ensure_bound()
-    query = OrderRecord.outbox_index.query(OUTBOX_PENDING, OrderRecord.outbox_at < older_than, limit=limit)
-    return [record.id for record in query]
+    found: list[tuple[str, str]] = []
+    for key in [*(f"pending#{n}" for n in range(OUTBOX_SHARDS)), LEGACY_OUTBOX]:
+        query = OrderRecord.outbox_index.query(key, OrderRecord.outbox_at < older_than, limit=limit)
+        found += [(str(record.outbox_at), record.id) for record in query]
+    return [order_id for _, order_id in sorted(found)[:limit]]
 
 
 # --- listing -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Where a list reads: one index, the partitions it merges, a filter the index can apply itself (projected
+    attributes), and the status to keep after reading the orders (status is not projected: it changes)."""
+
+    index: Any
+    partitions: tuple[str, ...]
+    residual: Condition | None
+    status: str | None
+    full_items: bool  # the index projects everything (the sparse overdue lists): no BatchGetItem
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps([self.index.Meta.index_name, self.partitions, self.status, str(self.residual)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _and(*conditions: Condition | None) -> Condition | None:
@@ -164,59 +215,40 @@ def _and(*conditions: Condition | None) -> Condition | None:
     return combined
 
 
-def _plan(flt: ListFilter) -> tuple[Any, str, Condition | None]:
-    """Pick the index whose key narrows the most; remaining filters become a FilterExpression."""
+def _plan(flt: ListFilter) -> _Plan:
+    """Pick the index whose key narrows the most; the customer filter rides on the projected `user_id`."""
+    user = OrderRecord.user_id == flt.user_id if flt.user_id else None
     if flt.overdue:
-        # Sparse indexes: they hold only orders with an overdue acknowledgement, so this stays cheap.
-        residual = _and(
-            OrderRecord.user_id == flt.user_id if flt.user_id else None,
-            OrderRecord.status == flt.status if flt.status else None,
-        )
+        # Sparse, everything projected: holds only orders with an overdue acknowledgement, so this stays cheap.
+        residual = _and(user, OrderRecord.status == flt.status if flt.status else None)
         if flt.seller_id:
-            return OrderRecord.by_seller_overdue, flt.seller_id, residual
-        return OrderRecord.overdue_index, OVERDUE, residual
-    if flt.seller_id and flt.status:
-        residual = OrderRecord.user_id == flt.user_id if flt.user_id else None
-        return OrderRecord.by_seller_status, f"{flt.seller_id}#{flt.status}", residual
+            return _Plan(OrderRecord.by_seller_overdue, (flt.seller_id,), residual, None, True)
+        keys = (*(f"overdue#{n}" for n in range(ORDER_SHARDS)), LEGACY_OVERDUE)
+        return _Plan(OrderRecord.overdue_index, keys, residual, None, True)
     if flt.seller_id:
-        residual = OrderRecord.user_id == flt.user_id if flt.user_id else None
-        return OrderRecord.by_seller, flt.seller_id, residual
+        return _Plan(OrderRecord.by_seller, (flt.seller_id,), user, flt.status, False)
     if flt.user_id:
-        residual = OrderRecord.status == flt.status if flt.status else None
-        return OrderRecord.by_user, flt.user_id, residual
-    if flt.status:
-        return OrderRecord.by_status, flt.status, None
-    return OrderRecord.all_orders, "order", None
+        return _Plan(OrderRecord.by_user, (flt.user_id,), None, flt.status, False)
+    return _Plan(OrderRecord.by_shard, tuple(f"o#{n}" for n in range(ORDER_SHARDS)), None, flt.status, False)
 
 
-def encode_cursor(index_name: str, key: dict[str, Any]) -> str:
-    raw = json.dumps({"i": index_name, "k": key}, separators=(",", ":")).encode()
+def encode_cursor(plan: _Plan, sort_key: str) -> str:
+    raw = json.dumps({"q": plan.fingerprint, "s": sort_key}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _key_names(index: Any) -> tuple[str, set[str]]:
-    """(the index's partition attribute, every attribute a start key of this query must have)."""
-    schema = index._get_schema()["key_schema"]
-    partition = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
-    return partition, {str(k["AttributeName"]) for k in schema} | {str(OrderRecord._hash_keyname)}
-
-
-def decode_cursor(cursor: str, index: Any, hash_value: str) -> dict[str, Any]:
-    """The start key a cursor carries, only if it is one this very query could have answered: the same index,
-    exactly its key attributes as strings, and the caller's own partition (a seller's cursor edited to name
-    another seller is refused, not run)."""
-    partition, names = _key_names(index)
+def decode_cursor(cursor: str, plan: _Plan) -> str:
+    """The position a cursor carries (the last sort key read), only if this very query made it: another seller's,
+    filter's or index's cursor is refused, not run."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        key = data["k"]
-        if data["i"] != index.Meta.index_name or not isinstance(key, dict) or set(key) != names:
+        if not isinstance(data, dict) or data.get("q") != plan.fingerprint:
             raise ValueError("cursor belongs to another query")
-        if not all(isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) for v in key.values()):
-            raise ValueError("cursor key is malformed")
-        if key[partition]["S"] != hash_value:
-            raise ValueError("cursor belongs to another partition")
-        return key
+        position = data.get("s")
+        if not isinstance(position, str) or not 0 < len(position) <= 200:
+            raise ValueError("cursor position is malformed")
+        return position
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error, json.JSONDecodeError):
         raise MalformedRequest(
             "cursor is not valid for this query",
@@ -224,21 +256,78 @@ def decode_cursor(cursor: str, index: Any, hash_value: str) -> dict[str, Any]:
         ) from None
 
 
-def list_orders(flt: ListFilter, limit: int, cursor: str | None) -> Page:
-    """Newest first; each page reads at most `limit` items whatever the table size."""
-    ensure_bound()
-    index, hash_value, residual = _plan(flt)
-    start = decode_cursor(cursor, index, hash_value) if cursor else None
-    result = index.query(
-        hash_value,
-        filter_condition=residual,
-        scan_index_forward=False,
-        limit=limit,
-        last_evaluated_key=start,
+@dataclass
+class _Candidates:
+    keys: list[tuple[str, str]]  # (sort_key, order id), newest first: every row newer than `resume_at` was seen
+    resume_at: str | None  # where the next read starts (exclusive); None: every partition is exhausted
+    read: int
+    items: dict[str, Any]  # full records, when the index projects them
+
+
+def _candidates(plan: _Plan, limit: int, before: str | None) -> _Candidates:
+    """Up to `limit` rows newest first across the plan's partitions, older than `before`: one Query per partition.
+
+    A partition that stopped early (its Limit, or its filter) has unseen rows older than its last evaluated key, so
+    only rows at least that new are certain to be complete; the page is cut there."""
+    rows: list[tuple[str, str, Any]] = []
+    cut: str | None = None
+    read = 0
+    for partition in plan.partitions:
+        result = plan.index.query(
+            partition,
+            OrderRecord.sort_key < before if before else None,
+            filter_condition=plan.residual,
+            scan_index_forward=False,
+            limit=limit,
+        )
+        page = next(result.page_iter)  # exactly one Query per partition
+        read += int(page.get("ScannedCount", 0))
+        for item in page.get("Items", []):
+            record = OrderRecord.from_raw_data(item)
+            rows.append((record.sort_key, record.id, record))
+        last = result.page_iter.last_evaluated_key
+        if last:
+            stopped_at = str(last["sort_key"]["S"])
+            cut = stopped_at if cut is None else max(cut, stopped_at)
+    rows.sort(key=lambda row: row[0], reverse=True)
+    complete = [row for row in rows if cut is None or row[0] >= cut]
+    taken = complete[:limit]
+    if len(complete) > limit:
+        resume: str | None = taken[-1][0]
+    else:
+        resume = cut
+    return _Candidates(
+        [(k, i) for k, i, _ in taken], resume, read, {i: r for _, i, r in taken} if plan.full_items else {}
     )
-    # Exactly one Query call: pynamodb's item iterator would keep paging to fill a filtered page.
-    page = next(result.page_iter)
-    orders = [_to_domain(OrderRecord.from_raw_data(item)) for item in page.get("Items", [])]
-    last_key = result.page_iter.last_evaluated_key
-    next_cursor = encode_cursor(index.Meta.index_name, last_key) if last_key else None
-    return Page(orders=orders, next_cursor=next_cursor, items_read=int(page.get("ScannedCount", 0)))
+
+
+def _read_orders(ids: list[str]) -> dict[str, OrderRecord]:
+    """The page's orders in one BatchGetItem (eventually consistent: a list may trail a write by a moment)."""
+    if not ids:
+        return {}
+    return {record.id: record for record in OrderRecord.batch_get(ids)}
+
+
+def list_orders(flt: ListFilter, limit: int, cursor: str | None) -> Page:
+    """Newest first. Without a status filter a page is one Query per partition (one for a seller or a customer,
+    ORDER_SHARDS for everything) and one BatchGetItem, whatever the table size; with one, at most STATUS_ROUNDS of
+    that, and the page may hold fewer than `limit` orders while `next_cursor` goes on."""
+    ensure_bound()
+    plan = _plan(flt)
+    position = decode_cursor(cursor, plan) if cursor else None
+    found: list[Order] = []
+    read = 0
+    for _ in range(STATUS_ROUNDS if plan.status else 1):
+        batch = _candidates(plan, limit - len(found), position)
+        read += batch.read
+        records = batch.items or _read_orders([order_id for _, order_id in batch.keys])
+        read += 0 if batch.items else len(records)
+        for _, order_id in batch.keys:
+            record = records.get(order_id)
+            if record is not None and (plan.status is None or record.status == plan.status):
+                found.append(_to_domain(record))
+        position = batch.resume_at
+        if position is None or len(found) >= limit:
+            break
+    next_cursor = encode_cursor(plan, position) if position is not None else None
+    return Page(orders=found, next_cursor=next_cursor, items_read=read)

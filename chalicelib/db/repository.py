@@ -19,25 +19,7 @@ from typing import Any, Protocol
 
 from chalicelib.domain.delivery import DeliveryState
 from chalicelib.domain.order import Order
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    """What `GET /orders` narrows by; a seller token always carries its own seller."""
-
-    seller_id: str | None = None
-    user_id: str | None = None
-    status: str | None = None
-    overdue: bool = False
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of orders, newest first, and the opaque cursor of the next page (None: the last page)."""
-
-    orders: list[Order]
-    next_cursor: str | None
-    items_read: int
+from chalicelib.domain.order_list import ListFilter, Page
 
 
 class OrderRepository(Protocol):
@@ -75,14 +57,23 @@ class DeliveryRepository(Protocol):
         """Write the row if still at `expected_revision` (None: must not exist); returns it at the next revision."""
 
     def put_state_with_attempt(
-        self, state: DeliveryState, expected_revision: int, moment: datetime, retention_days: int, **attempt: Any
+        self,
+        state: DeliveryState,
+        expected_revision: int,
+        moment: datetime,
+        retention_days: int,
+        *,
+        line_key: str,
+        **attempt: Any,
     ) -> DeliveryState:
-        """`put_state` and `add_attempt` together: both or neither."""
+        """The attempt's line (keyed by the job's run: written again, it replaces itself), then `put_state`."""
 
     def set_fields(self, state: DeliveryState, **fields: Any) -> None:
         """Change some fields if the row is still at `state.revision` (None values are left as they are)."""
 
-    def add_attempt(self, order_id: str, moment: datetime, retention_days: int, **fields: Any) -> None: ...
+    def add_attempt(
+        self, order_id: str, moment: datetime, retention_days: int, *, line_key: str | None = None, **fields: Any
+    ) -> None: ...
 
     def list_attempts(self, order_id: str) -> list[dict[str, Any]]: ...
 

@@ -64,12 +64,19 @@ def _attempt_line(
     }
 
 
+def line_key(job: DeliveryJob) -> str:
+    """The attempt line of one run of one job: a job run again (after a crash between its line and its outcome)
+    rewrites its own line rather than adding a second."""
+    round_, attempt, resume = job.run_key
+    return f"{job.webhook_id}#{job.integrator}#{round_:04d}#{attempt:03d}#{resume:04d}"
+
+
 def _probe_failed(
     job: DeliveryJob, result: transport.Result, until: str | None, now: datetime, template_version: int | None
 ) -> Outcome:
     """The probe did not get through: it waits again with the others, its attempt not spent."""
     line = _attempt_line(job, result, Outcome.RETRY, now, None, template_version)
-    repo().deliveries.add_attempt(job.order_id, now, get_settings().attempt_ttl_days, **line)
+    repo().deliveries.add_attempt(job.order_id, now, get_settings().attempt_ttl_days, line_key=line_key(job), **line)
     waiting.park(job.model_copy(update={"resume": job.resume + 1}), until=until, reason=f"probe failed: {result.error}")
     return Outcome.WAITING
 
@@ -156,7 +163,7 @@ def record(
             recorded.response = result.response_json
             recorded.external_id = external_id(result.response_json) or state.external_id
         return repo().deliveries.put_state_with_attempt(
-            recorded, state.revision, now, get_settings().attempt_ttl_days, **line
+            recorded, state.revision, now, get_settings().attempt_ttl_days, line_key=line_key(job), **line
         )
 
     stored = retry_on_conflict(step)

@@ -13,12 +13,13 @@ from pydantic import ValidationError
 from chalicelib import queue
 from chalicelib.db import quotas
 from chalicelib.db.concurrency import StaleWrite, retry_on_conflict
-from chalicelib.db.repository import ListFilter, repo
+from chalicelib.db.repository import repo
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso, utcnow
 from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.identity import Principal
 from chalicelib.domain.order import Order, TimelineEntry, new_order_id
+from chalicelib.domain.order_list import ListFilter
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, TooManyRequests
 from chalicelib.idempotency import REPLAYED, run_once

@@ -12,10 +12,11 @@ import pytest
 
 from chalicelib.db.concurrency import StaleWrite
 from chalicelib.db.memory import memory_repositories
-from chalicelib.db.repository import ListFilter, Repositories, repo
+from chalicelib.db.repository import Repositories, repo
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType, OrderEvent
 from chalicelib.domain.order import Order, TimelineEntry
+from chalicelib.domain.order_list import ListFilter
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.domain.sample_order import sample_order
 from chalicelib.errors import MalformedRequest
@@ -138,18 +139,23 @@ def test_a_delivery_row_is_written_only_at_the_revision_read(store: Repositories
     assert current is not None and (current.revision, current.last_error) == (2, "HTTP 503")
 
 
-def test_an_outcome_and_its_attempt_line_are_written_together_or_not_at_all(store: Repositories) -> None:
+def test_an_outcomes_attempt_line_is_written_once_per_job_run_and_the_row_only_at_its_revision(
+    store: Repositories,
+) -> None:
     created = store.deliveries.put_state(state(), expected_revision=None)
     moment = datetime(2026, 12, 3, 10, 0, 1, tzinfo=UTC)
-    line = {"integrator": "delivery", "event": "order.created", "webhook_id": "msg_1", "attempt": 1}
+    line: dict[str, Any] = {"integrator": "delivery", "event": "order.created", "webhook_id": "msg_1", "attempt": 1}
     line |= {"at": "2026-12-03T10:00:01.000Z", "outcome": "delivered", "latency_ms": 12.0}
     done = created.model_copy(update={"status": DeliveryStatus.DELIVERED})
     with pytest.raises(StaleWrite):
-        store.deliveries.put_state_with_attempt(done, 0, moment, 30, **line)
-    assert store.deliveries.list_attempts("ord_0001") == []
-    store.deliveries.put_state_with_attempt(done, created.revision, moment, 30, **line)
-    assert [a["outcome"] for a in store.deliveries.list_attempts("ord_0001")] == ["delivered"]
+        store.deliveries.put_state_with_attempt(done, 0, moment, 30, line_key="msg_1#delivery#1#1#0", **line)
+    assert [s.status for s in store.deliveries.list_states("ord_0001")] == [DeliveryStatus.PENDING]
+    store.deliveries.put_state_with_attempt(done, created.revision, moment, 30, line_key="msg_1#delivery#1#1#0", **line)
+    assert [a["outcome"] for a in store.deliveries.list_attempts("ord_0001")] == ["delivered"], "one line per run"
     assert [s.status for s in store.deliveries.list_states("ord_0001")] == [DeliveryStatus.DELIVERED]
+    later = {**line, "attempt": 2, "at": "2026-12-03T10:00:02.000Z", "outcome": "retry"}
+    store.deliveries.add_attempt("ord_0001", moment, 30, line_key="msg_1#delivery#1#2#0", **later)
+    assert [a["attempt"] for a in store.deliveries.list_attempts("ord_0001")] == [1, 2], "oldest first"
 
 
 def test_a_parked_delivery_waits_unless_its_webhook_was_delivered_or_its_attempt_already_ran(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.db.repository import ListFilter
 from chalicelib.domain.identity import Principal, Role
+from chalicelib.domain.order_list import ListFilter
 from chalicelib.domain.order_status import OrderStatus
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from chalicelib.orders import progress, service

@@ -44,7 +44,8 @@ def _order(status: str = "pending", **extra: Any) -> dict[str, Any]:
 def test_every_index_of_the_template_is_measured_with_its_key_and_projection() -> None:
     found = {t.name: t for ts in targets("unit").values() for t in ts}
 
-    assert found["orders all_orders"].hash_key == "kind"
+    assert found["orders by_shard"].hash_key == "shard"
+    assert found["orders by_shard"].projection == "INCLUDE"
     assert found["orders outbox"].projection == "KEYS_ONLY"
     assert found["orders (table)"].table_keys == ("id",)
     assert found["deliveries (table)"].table_keys == ("order_id", "sk")
