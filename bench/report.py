@@ -268,7 +268,8 @@ def _scale_rows() -> list[tuple[str, Callable[[Scale], str]]]:
 
     return [
         ("list page, 20 orders (admin, all orders)", lambda s: f"{s.list_page.requests} / {s.list_page.items_read}"),
-        ("list page, seller + status", lambda s: f"{s.seller_page.requests} / {s.seller_page.items_read}"),
+        ("list page, 1 seller of 20 + status", lambda s: f"{s.seller_page.requests} / {s.seller_page.items_read}"),
+        ("list page, status (admin)", lambda s: f"{s.status_page.requests} / {s.status_page.items_read}"),
         (
             "dispatch, 1 order x 3 integrators",
             lambda s: f"{span(s.dispatch, 'requests')} / {span(s.dispatch, 'items_read')}",

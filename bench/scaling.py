@@ -1,8 +1,9 @@
-"""Requests and items read for a list page, a dispatch and a callback with 1,000 and with 50,000 orders in the
+"""Requests and items read for list pages, a dispatch and a callback with 1,000 and with 50,000 orders in the
 table: each should cost the same whatever the table holds.
 
-The table is filled with BatchWriteItem straight to DynamoDB, cloning one order the API created (its id
-swapped everywhere), so the fill has whatever attributes and index keys the service writes today.
+The table is filled with BatchWriteItem straight to DynamoDB, cloning one order the API created (its id swapped
+everywhere, its shard recomputed), spread over SELLERS sellers and a status mix (a quarter `accepted`, the rest
+`delivered`), so the fill has whatever attributes and index keys the service writes today.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.aws_requests import recording
 from bench.stack import REGION, api_client, call, register_partners, signed, stack
 
 SIZES = (1_000, 3_000) if os.environ.get("BENCH_QUICK") else (1_000, 50_000)
+SELLERS = 20
 ORDERS_PER_SIZE = 3  # the dispatched-status race between delivery threads varies a dispatch by a request or two
 
 
@@ -33,17 +35,25 @@ class Cost:
 class Scale:
     size: int
     list_page: Cost
-    seller_page: Cost
+    seller_page: Cost  # one seller of SELLERS, a status filter
+    status_page: Cost  # every seller, a status filter
     dispatch: list[Cost]
     callback: list[Cost]
     fill_seconds: float
 
 
-def _clone(template: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+def _clone(template: dict[str, Any], old: str, new: str, n: int) -> dict[str, Any]:
+    from chalicelib.db.orders import shard_key
+
     text = json.dumps(template).replace(old, new)
     item: dict[str, Any] = json.loads(text)
     for name in [k for k in item if k.startswith("outbox")]:
         del item[name]
+    seller = f"s-{n % SELLERS + 1}"
+    item["shard"] = {"S": shard_key(new)}
+    item["seller_id"] = {"S": seller}
+    item["seller"] = {"S": json.dumps({**json.loads(item["seller"]["S"]), "id": seller})}
+    item["status"] = {"S": "accepted" if (n // SELLERS) % 4 == 0 else "delivered"}
     return item
 
 
@@ -53,7 +63,7 @@ def _fill(table: str, template: dict[str, Any], old: str, start: int, stop: int)
     dynamodb = boto3.client("dynamodb", region_name=REGION)
 
     def write(first: int) -> None:
-        items = [_clone(template, old, f"ord_fill{n:07d}") for n in range(first, min(first + 25, stop))]
+        items = [_clone(template, old, f"ord_fill{n:07d}", n) for n in range(first, min(first + 25, stop))]
         pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in items]}
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
@@ -107,10 +117,14 @@ def measure() -> list[Scale]:
                 assert page.status_code == 200 and len(page.json_body["items"]) == 20
                 list_page = Cost(log.total, log.items_read)
                 with recording() as log:
-                    page = call(client, "GET", "/api/v1/orders?limit=20&seller_id=s-1&status=dispatched")
-                assert page.status_code == 200
+                    page = call(client, "GET", "/api/v1/orders?limit=20&seller_id=s-2&status=accepted")
+                assert page.status_code == 200 and page.json_body["items"]
                 seller_page = Cost(log.total, log.items_read)
-                results.append(Scale(size, list_page, seller_page, dispatch, callback, fill_seconds))
+                with recording() as log:
+                    page = call(client, "GET", "/api/v1/orders?limit=20&status=accepted")
+                assert page.status_code == 200 and page.json_body["items"]
+                status_page = Cost(log.total, log.items_read)
+                results.append(Scale(size, list_page, seller_page, status_page, dispatch, callback, fill_seconds))
     return results
 
 

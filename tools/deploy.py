@@ -1,8 +1,12 @@
-"""`make deploy STAGE=dev`: the `chalice deploy` route, in three steps.
+"""`make deploy STAGE=dev`: the `chalice deploy` route, in steps.
 
-1. Create or update the resources stack (`order-relay-<stage>-resources`) from infra.resources.
+1. Create or update the resources stack (`order-relay-<stage>-resources`) from infra.resources. When the orders
+   table's indexes change (issue 22's layout), only the new indexes are added here, one stack update each
+   (DynamoDB creates one index per table update, and backfills it before it is used).
 2. `chalice deploy --stage <stage>` (functions, API, roles from .chalice/policy-<stage>-*.json).
-3. Turn on `ReportBatchItemFailures` on the dispatcher's SQS event source mapping (Chalice 1.34 cannot) and then
+3. When indexes changed: `tools/migrate.py` gives older orders what the new indexes read, then the indexes no
+   longer read are dropped, one stack update each.
+4. Turn on `ReportBatchItemFailures` on the dispatcher's SQS event source mapping (Chalice 1.34 cannot) and then
    tell the dispatcher so (`SQS_PARTIAL_BATCH_RESPONSE=true`); until then it fails whole batches on purpose,
    which is safe because every delivery step is idempotent.
 """
@@ -20,7 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from infra.resources import template  # noqa: E402
+from infra.migration import expanding, index_steps, target_order_indexes, template_with_order_indexes  # noqa: E402
+from infra.resources import ResourceNames, template  # noqa: E402
 from tools.package import stage_environment  # noqa: E402
 
 
@@ -28,9 +33,30 @@ def stack_name(stage: str) -> str:
     return f"order-relay-{stage}-resources"
 
 
-def deploy_resources(cloudformation: Any, stage: str) -> dict[str, str]:
-    """Create or update the stack and wait for it; returns its outputs."""
-    name, body = stack_name(stage), json.dumps(template(stage))
+def deployed_order_indexes(dynamodb: Any, stage: str) -> list[dict[str, Any]] | None:
+    """The orders table's indexes as deployed (None: no table yet), in the template's terms."""
+    try:
+        table = dynamodb.describe_table(TableName=ResourceNames(stage).table("orders"))["Table"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return None
+    return [
+        {"IndexName": i["IndexName"], "KeySchema": i["KeySchema"], "Projection": i["Projection"]}
+        for i in table.get("GlobalSecondaryIndexes", [])
+    ]
+
+
+def plan_index_changes(dynamodb: Any, stage: str) -> list[list[dict[str, Any]]]:
+    """The orders table's index lists to deploy in turn: the deployed one first (every other change of the
+    template goes out with it), then each step, adds before drops. [] for a new stack: it gets the target as is."""
+    current = deployed_order_indexes(dynamodb, stage)
+    if current is None:
+        return []
+    return [current, *index_steps(current, target_order_indexes(stage))]
+
+
+def deploy_resources(cloudformation: Any, stage: str, body_template: dict[str, Any] | None = None) -> dict[str, str]:
+    """Create or update the stack (`body_template`, else the whole template) and wait; returns its outputs."""
+    name, body = stack_name(stage), json.dumps(body_template or template(stage))
     try:
         cloudformation.describe_stacks(StackName=name)
         exists = True
@@ -75,7 +101,16 @@ def main() -> None:
     parser.add_argument("--stage", default=os.environ.get("STAGE", "dev"))
     args = parser.parse_args()
     session = boto3.session.Session()
-    outputs = deploy_resources(session.client("cloudformation"), args.stage)
+    cloudformation = session.client("cloudformation")
+    steps = plan_index_changes(session.client("dynamodb"), args.stage)
+    added = [steps[0], *expanding(steps[1:], steps[0])] if steps else []
+    dropped = steps[len(added) :]
+    outputs: dict[str, str] = {}
+    for indexes in added:
+        outputs = deploy_resources(cloudformation, args.stage, template_with_order_indexes(args.stage, indexes))
+        print(f"orders table: index list now {[i['IndexName'] for i in indexes]}")
+    if not steps:
+        outputs = deploy_resources(cloudformation, args.stage)
     print(f"resources stack {stack_name(args.stage)}: {len(outputs)} outputs")
     subprocess.run(
         [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", args.stage],  # noqa: S603
@@ -83,6 +118,14 @@ def main() -> None:
         env={**os.environ, **stage_environment(args.stage)},
         check=True,
     )
+    if dropped:
+        from tools.migrate import migrate
+
+        progress = migrate(session.client("dynamodb"), ResourceNames(args.stage).table("orders"))
+        print(f"migrated {progress.changes} changes over {progress.scanned} orders")
+        for indexes in dropped:
+            deploy_resources(cloudformation, args.stage, template_with_order_indexes(args.stage, indexes))
+            print(f"orders table: index list now {[i['IndexName'] for i in indexes]}")
     function = f"order-relay-{args.stage}-dispatch_orders"
     mappings = enable_partial_batch_responses(session.client("lambda"), function)
     print(f"ReportBatchItemFailures on {len(mappings)} event source mapping(s) of {function}")

@@ -34,8 +34,9 @@ OUTBOX_SHARDS = 2 * ORDER_SHARDS
 # Keys rows written before the sharded layout still carry, until `make migrate` rewrites them.
 LEGACY_OUTBOX = "pending"
 LEGACY_OVERDUE = "overdue"
-# A status-filtered page reads at most this many rounds of candidates before answering (with a cursor).
-STATUS_ROUNDS = 4
+# A status-filtered page reads at most this many rounds of `limit` candidates before answering (with a cursor):
+# its cost is bounded whatever the table holds and however rare the status.
+STATUS_ROUNDS = 2
 
 
 def _shard(order_id: str, shards: int) -> int:
@@ -310,23 +311,28 @@ def _read_orders(ids: list[str]) -> dict[str, OrderRecord]:
 
 def list_orders(flt: ListFilter, limit: int, cursor: str | None) -> Page:
     """Newest first. Without a status filter a page is one Query per partition (one for a seller or a customer,
-    ORDER_SHARDS for everything) and one BatchGetItem, whatever the table size; with one, at most STATUS_ROUNDS of
-    that, and the page may hold fewer than `limit` orders while `next_cursor` goes on."""
+    ORDER_SHARDS for everything) and one BatchGetItem, whatever the table size; with one, at most STATUS_ROUNDS
+    of that (`limit` candidates a round), and the page may hold fewer than `limit` orders while `next_cursor`
+    goes on."""
     ensure_bound()
     plan = _plan(flt)
     position = decode_cursor(cursor, plan) if cursor else None
     found: list[Order] = []
     read = 0
     for _ in range(STATUS_ROUNDS if plan.status else 1):
-        batch = _candidates(plan, limit - len(found), position)
+        batch = _candidates(plan, limit, position)
         read += batch.read
         records = batch.items or _read_orders([order_id for _, order_id in batch.keys])
         read += 0 if batch.items else len(records)
-        for _, order_id in batch.keys:
+        position = batch.resume_at
+        for index, (sort_key, order_id) in enumerate(batch.keys):
             record = records.get(order_id)
             if record is not None and (plan.status is None or record.status == plan.status):
                 found.append(_to_domain(record))
-        position = batch.resume_at
+            if len(found) == limit:
+                more = index + 1 < len(batch.keys) or batch.resume_at is not None
+                position = sort_key if more else None
+                break
         if position is None or len(found) >= limit:
             break
     next_cursor = encode_cursor(plan, position) if position is not None else None
