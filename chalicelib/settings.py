@@ -60,6 +60,8 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     attempt_ttl_days: int = 30
     seller_orders_per_second: int = 100
+    portal_link_seconds: int = 900  # an integrator portal link must be opened within this
+    portal_session_seconds: int = 8 * 3600  # a portal session lasts this long (at most 8 hours)
 
     @classmethod
     def model_validate(cls, values: Mapping[str, object]) -> Settings:
@@ -104,6 +106,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "circuit_cooldown_seconds": (0, 900, True),
     "circuit_disable_after_seconds": (0, None, True),
     "seller_orders_per_second": (0, 100000, False),
+    "portal_link_seconds": (1, 86400, False),
+    "portal_session_seconds": (60, 8 * 3600, False),
 }
 
 
@@ -179,6 +183,8 @@ _ENV = {
     "circuit_disable_after_seconds": ("CIRCUIT_DISABLE_AFTER_SECONDS",),
     "sweeper_grace_seconds": ("SWEEPER_GRACE_SECONDS",),
     "seller_orders_per_second": ("SELLER_ORDERS_PER_SECOND",),
+    "portal_link_seconds": ("PORTAL_LINK_SECONDS",),
+    "portal_session_seconds": ("PORTAL_SESSION_SECONDS",),
 }
 
 

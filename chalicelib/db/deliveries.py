@@ -25,10 +25,33 @@ INDEXED_STATUSES = frozenset({"failed", "waiting"})
 INDEX_SHARDS = 8
 
 
+TEST_PREFIX = "test_"  # the integrator portal's test events: never an order (their ids are `ord_...`)
+
+
+def is_test(order_id: str) -> bool:
+    return order_id.startswith(TEST_PREFIX)
+
+
 def index_key(integrator: str, status: str, order_id: str) -> str | None:
-    if status not in INDEXED_STATUSES:
+    if status not in INDEXED_STATUSES or is_test(order_id):  # nothing replays or resumes a test event
         return None
     return f"{integrator}#{status}#{zlib.crc32(order_id.encode()) % INDEX_SHARDS}"
+
+
+# The `by_integrator` index holds every delivery row keyed `<integrator>#<shard>` and sorted by
+# `updated_at#order_id`: the integrator portal's list. A delivery writes the index about three times (its claim
+# creates or moves the entry, its outcome moves it: a delete and a put), so 2,000 deliveries/s to one integrator
+# put about 6,000 writes/s on its keys; over 16 shards that is ~375 per key, well under DynamoDB's 1,000 per
+# partition (tests/functional/test_portal.py measures the writes and checks the spread).
+PORTAL_SHARDS = 16
+
+
+def portal_shard(integrator: str, order_id: str) -> str:
+    return f"{integrator}#{zlib.crc32(order_id.encode()) % PORTAL_SHARDS}"
+
+
+def portal_sort(updated_at: str, order_id: str) -> str:
+    return f"{updated_at}#{order_id}"
 
 
 FIELDS = tuple(name for name in DeliveryState.model_fields if name != "order_id")
@@ -65,6 +88,8 @@ def _state_write(state: DeliveryState, expected_revision: int | None) -> tuple[D
     stored = state.model_copy(update={"revision": (expected_revision or 0) + 1})
     values: dict[str, Any] = stored.model_dump(mode="json", exclude={"order_id"})
     values["integrator_status"] = index_key(stored.integrator, stored.status, stored.order_id)
+    values["integrator_shard"] = portal_shard(stored.integrator, stored.order_id)
+    values["integrator_sort"] = portal_sort(stored.updated_at, stored.order_id)
     record = DeliveryRecord(stored.order_id, STATE + stored.integrator, **values)
     condition = (
         DeliveryRecord.sk.does_not_exist()
@@ -121,6 +146,11 @@ def set_fields(state: DeliveryState, **fields: Any) -> None:
             DeliveryRecord.integrator_status.set(indexed) if indexed else DeliveryRecord.integrator_status.remove()
         )
     actions += [getattr(DeliveryRecord, name).set(value) for name, value in fields.items() if value is not None]
+    if fields.get("updated_at"):
+        actions += [
+            DeliveryRecord.integrator_shard.set(portal_shard(state.integrator, state.order_id)),
+            DeliveryRecord.integrator_sort.set(portal_sort(fields["updated_at"], state.order_id)),
+        ]
     actions.append(DeliveryRecord.revision.set(state.revision + 1))
     try:
         record.update(actions=actions, condition=DeliveryRecord.revision == state.revision)
@@ -162,6 +192,9 @@ def list_attempts(order_id: str) -> list[dict[str, Any]]:
                 "payload_template_version": (
                     int(record.payload_template_version) if record.payload_template_version is not None else None
                 ),
+                "request_headers": record.request_headers,
+                "request_body": record.request_body,
+                "test": bool(record.test),
             }
         )
     return rows
@@ -204,6 +237,8 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
         DeliveryRecord.waiting_rank.set(rank),
         DeliveryRecord.last_error.set(reason),
         DeliveryRecord.updated_at.set(now),
+        DeliveryRecord.integrator_shard.set(portal_shard(integrator, order_id)),
+        DeliveryRecord.integrator_sort.set(portal_sort(now, order_id)),
         DeliveryRecord.attempts.set(DeliveryRecord.attempts | 0),
         DeliveryRecord.has_order.set(DeliveryRecord.has_order | False),
         DeliveryRecord.delivered_webhook_ids.set(DeliveryRecord.delivered_webhook_ids | []),
@@ -246,3 +281,73 @@ def count_waiting(integrator: str) -> int:
     return sum(
         int(DeliveryRecord.by_integrator_status.count(f"{integrator}#waiting#{shard}")) for shard in range(INDEX_SHARDS)
     )
+
+
+def list_for_integrator(
+    integrator: str, *, status: str | None, since: str, until: str, before: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `integrator`'s deliveries, last changed newest first in [since, until], optionally in one
+    status, and the sort key to continue from (`before`), or None at the end.
+
+    One Query per shard, each for a share of the page: what a page reads grows with the page, not with the
+    integrator's history. A status filter is applied to what each shard read, so a page may come back short
+    (still with a cursor). The cursor is one sort key for every shard: nothing newer than it is left unread in
+    any shard, because a shard that stopped early sets how far the page may go."""
+    from chalicelib.aws import client
+
+    ensure_bound()
+    upper = min(before, until + "~") if before else until + "~"
+    per_shard = -(-limit * 3 // (2 * PORTAL_SHARDS)) + 1
+    rows: list[dict[str, Any]] = []
+    boundary = ""  # the newest point where a shard stopped reading: the page cannot go past it
+    for shard in range(PORTAL_SHARDS):
+        request: dict[str, Any] = {
+            "TableName": DeliveryRecord.Meta.table_name,
+            "IndexName": "by_integrator",
+            "KeyConditionExpression": "integrator_shard = :pk AND integrator_sort BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"{integrator}#{shard}"},
+                ":low": {"S": since},
+                ":high": {"S": upper},
+            },
+            "ScanIndexForward": False,
+            "Limit": per_shard,
+        }
+        if status:
+            request["FilterExpression"] = "#status = :status"
+            request["ExpressionAttributeNames"] = {"#status": "status"}
+            request["ExpressionAttributeValues"][":status"] = {"S": status}
+        page = client("dynamodb").query(**request)
+        rows += [_index_row(item) for item in page.get("Items", [])]
+        if "LastEvaluatedKey" in page:
+            boundary = max(boundary, page["LastEvaluatedKey"]["integrator_sort"]["S"])
+    rows = sorted(
+        (row for row in rows if row["sort"] != before and row["sort"] >= boundary),
+        key=lambda row: str(row["sort"]),
+        reverse=True,
+    )
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1]["sort"]
+    return rows, boundary or None
+
+
+def _index_row(item: dict[str, Any]) -> dict[str, Any]:
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return str(value["S"]) if value and "S" in value else None
+
+    def number(name: str) -> int | None:
+        value = item.get(name)
+        return int(value["N"]) if value and "N" in value else None
+
+    sort = text("integrator_sort") or ""
+    return {
+        "sort": sort,
+        "order_id": text("order_id"),
+        "updated_at": sort.partition("#")[0],
+        "status": text("status"),
+        "event": text("event"),
+        "attempts": number("attempts") or 0,
+        "last_status_code": number("last_status_code"),
+        "last_error": text("last_error"),
+    }

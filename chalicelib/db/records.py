@@ -17,7 +17,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.connection.table import TableConnection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.aws import client
@@ -164,6 +164,8 @@ class TokenRecord(Record):
     created_at = UnicodeAttribute()
     revoked_at = UnicodeAttribute(null=True)
     expires_at = UnicodeAttribute(null=True)
+    integrator = UnicodeAttribute(null=True)  # portal links and sessions: the one integrator they open
+    scopes = JSONAttribute(null=True)
 
 
 class IntegratorRecord(Record):
@@ -200,6 +202,19 @@ class ByIntegratorStatusIndex(GlobalSecondaryIndex["DeliveryRecord"]):
 
     integrator_status = UnicodeAttribute(hash_key=True)
     updated_at = UnicodeAttribute(range_key=True)
+
+
+class ByIntegratorIndex(GlobalSecondaryIndex["DeliveryRecord"]):
+    """Every delivery of one integrator, newest change first (the integrator portal's list), spread over shard
+    keys `<integrator>#<shard>` so that one busy integrator is no hot partition. Only what the list shows is
+    projected: a write that changes none of it (a callback's answer, a claim's bookkeeping) writes nothing here."""
+
+    class Meta:
+        index_name = "by_integrator"
+        projection = IncludeProjection(["integrator", "status", "event", "attempts", "last_status_code", "last_error"])
+
+    integrator_shard = UnicodeAttribute(hash_key=True)
+    integrator_sort = UnicodeAttribute(range_key=True)  # updated_at#order_id
 
 
 class DeliveryRecord(Record):
@@ -242,8 +257,11 @@ class DeliveryRecord(Record):
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)
+    integrator_shard = UnicodeAttribute(null=True)
+    integrator_sort = UnicodeAttribute(null=True)
 
     by_integrator_status = ByIntegratorStatusIndex()
+    by_integrator = ByIntegratorIndex()
 
 
 class AttemptRecord(Record):
@@ -268,6 +286,9 @@ class AttemptRecord(Record):
     response_body = UnicodeAttribute(null=True)
     retry_in_seconds = NumberAttribute(null=True)
     payload_template_version = NumberAttribute(null=True)  # None: the seed's shape was sent
+    request_headers = JSONAttribute(null=True)  # as sent, secrets masked (shown to the integrator's portal)
+    request_body = UnicodeAttribute(null=True)  # as sent (after the template), cut at REQUEST_BODY_KEPT
+    test = BooleanAttribute(null=True)  # a portal test event, never an order
     expires_at = TTLAttribute(null=True)
 
 
