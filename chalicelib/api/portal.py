@@ -6,11 +6,16 @@ itself (`_session`) before anything else, with the scope it needs, and reads onl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib.api.http import RouteTable, correlation_id, error_response, header, int_query, json_response
 from chalicelib.errors import NotFound
-from chalicelib.portal.access import PortalSession, Scope
+from chalicelib.portal.scopes import Scope
+
+if TYPE_CHECKING:
+    from chalicelib.portal.access import PortalSession
 
 PREFIX = "/api/v1"
 routes = RouteTable(PREFIX)

@@ -16,7 +16,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +26,7 @@ from chalicelib.db.records import TokenRecord, ensure_bound
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
 from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.portal.scopes import Scope
 from chalicelib.settings import get_settings
 
 LINK = re.compile(r"^(pln_[0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
@@ -34,13 +34,6 @@ SESSION = re.compile(r"^(prt_[0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
 LINK_ROLE = "portal_link"
 SESSION_ROLE = "portal_session"
 REVOCATION_ROLE = "portal_revocation"
-
-
-class Scope(StrEnum):
-    VIEW = "view"
-    RETRY = "retry"
-    MANAGE_ENDPOINT = "manage_endpoint"
-    ROTATE_SECRET = "rotate_secret"
 
 
 class PortalLinkRequest(BaseModel):
