@@ -122,7 +122,10 @@ ERRORS = {
     "500": "Unexpected fault (the error carries a correlation id)",
 }
 # Errors only some operations answer.
-EXTRA_ERRORS = {"create_order": {"429": "Over the seller's create quota (SELLER_ORDERS_PER_SECOND)"}}
+EXTRA_ERRORS = {
+    "create_order": {"429": "Over the seller's create quota (SELLER_ORDERS_PER_SECOND)"},
+    "portal_test_event": {"429": "The integrator's rate limit has no room now (Retry-After)"},
+}
 # Headers an error answer carries on some operations: how a client recovers without guessing.
 ERROR_HEADERS = {
     ("create_order", "409"): {

@@ -14,11 +14,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from chalicelib.db import deliveries as store
+from chalicelib.db import integrator_control as control
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
 from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
 from chalicelib.domain.events import EventType
-from chalicelib.errors import Conflict, InvalidInput, NotFound
+from chalicelib.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from chalicelib.integrators.models import Events, Timeout, Url
 from chalicelib.settings import get_settings
 
@@ -260,9 +261,23 @@ def send_test_event(integrator: str) -> dict[str, Any]:
     except payload.PayloadTemplateError as exc:
         raise InvalidInput("your payload template fails for the sample order", [{"message": str(exc)}]) from None
     webhook = f"msg_test_{secrets.token_hex(12)}"
-    result = transport.post(
-        config, event=EventType.CREATED.value, webhook_id=webhook, body=body, extra_headers={TEST_HEADER: "true"}
-    )
+    send_by = None
+    if config.max_requests_per_second:  # a test counts against the integrator's limit like any delivery
+        slot = control.reserve_send_slot(integrator, config.max_requests_per_second, "portal-test")
+        if slot.send_by is None:
+            raise TooManyRequests("your endpoint's rate limit is in use; send the test again shortly", slot.wait)
+        send_by = slot.send_by
+    try:
+        result = transport.post(
+            config,
+            event=EventType.CREATED.value,
+            webhook_id=webhook,
+            body=body,
+            send_by=send_by,
+            extra_headers={TEST_HEADER: "true"},
+        )
+    except transport.SendWindowMissed:
+        raise TooManyRequests("your endpoint's rate limit is in use; send the test again shortly", 1.0) from None
     now = clock.utcnow()
     delivered = result.status_code is not None and 200 <= result.status_code < 300
     state = DeliveryState(

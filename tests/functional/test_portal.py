@@ -306,6 +306,7 @@ def test_no_index_key_passes_1000_writes_per_second_at_2000_deliveries_per_secon
     drain(app, sqs, aws["ORDERS_QUEUE_URL"])
     assert len(fake.requests("/orders")) == len(orders)
     per_delivery = sum(index_writes.values()) / len(orders)
+    print(f"by_integrator index writes per delivery: {per_delivery:.2f}")
     assert 0 < per_delivery <= 4
 
     ids = [f"ord_{n:026d}" for n in range(2000)]
@@ -406,3 +407,12 @@ def test_the_openapi_document_carries_the_webhooks_catalog(api: Api) -> None:
     callback = document["components"]["schemas"]["CallbackRequest"]["properties"]["status"]
     assert "delivered" in callback["examples"]
     assert document["paths"]["/api/v1/portal/deliveries"]["get"]["security"] == [{"portalSession": []}]
+
+
+def test_test_events_keep_to_the_integrators_rate_limit(api: Api, fake: FakeIntegrator) -> None:
+    register(api, "delivery", fake.url(), max_requests_per_second=1)
+    portal = session(api, "delivery")
+    assert portal.post(f"{PORTAL}/test-events").status_code == 201
+    again = portal.post(f"{PORTAL}/test-events")
+    assert again.status_code == 429 and int(again.headers["Retry-After"]) >= 1
+    assert len(fake.requests("/orders")) == 1
