@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, SQSEvent
 
-from chalicelib.api import callbacks, docs, integrators, orders, tokens
+from chalicelib.api import callbacks, docs, integrators, orders, portal, tokens
 from chalicelib.api.authorizer import authorize
 from chalicelib.api.console import console
 from chalicelib.api.middleware import per_invocation
@@ -19,6 +19,7 @@ from chalicelib.settings import DEFAULT_DISPATCH_MAX_CONCURRENCY, required_setti
 
 app = Chalice(app_name="order-relay", configure_logs=False)
 app.register_blueprint(console)
+app.register_blueprint(portal.page)
 # Read when the app is loaded for deployment (`make package` / `make deploy` pass the stage's variables from
 # .chalice/config.json) and in each function. No default: a guessed name would wire a stage to another's queue.
 ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME") or required_setting("ORDERS_QUEUE_NAME")
@@ -31,7 +32,7 @@ def bearer_auth(auth_request: AuthRequest) -> AuthResponse:
 
 
 app.register_middleware(per_invocation, "all")
-for table in (orders.routes, integrators.routes, tokens.routes, callbacks.routes, docs.routes):
+for table in (orders.routes, integrators.routes, tokens.routes, callbacks.routes, portal.routes, docs.routes):
     table.attach(app, bearer_auth)
 
 

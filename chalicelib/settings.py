@@ -64,6 +64,8 @@ class Settings:
     callback_secret_overlap_seconds: int = 86400
     # A callback whose signature fails re-reads its integrator's secrets uncached at most this often per name.
     callback_secret_refresh_seconds: float = 5.0
+    portal_link_seconds: int = 900  # an integrator portal link must be opened within this
+    portal_session_seconds: int = 8 * 3600  # a portal session lasts this long (at most 8 hours)
 
     @classmethod
     def model_validate(cls, values: Mapping[str, object]) -> Settings:
@@ -110,6 +112,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "seller_orders_per_second": (0, 100000, False),
     "callback_secret_overlap_seconds": (0, 30 * 86400, False),
     "callback_secret_refresh_seconds": (0, 300, False),
+    "portal_link_seconds": (1, 86400, False),
+    "portal_session_seconds": (60, 8 * 3600, False),
 }
 
 
@@ -187,6 +191,8 @@ _ENV = {
     "seller_orders_per_second": ("SELLER_ORDERS_PER_SECOND",),
     "callback_secret_overlap_seconds": ("CALLBACK_SECRET_OVERLAP_SECONDS",),
     "callback_secret_refresh_seconds": ("CALLBACK_SECRET_REFRESH_SECONDS",),
+    "portal_link_seconds": ("PORTAL_LINK_SECONDS",),
+    "portal_session_seconds": ("PORTAL_SESSION_SECONDS",),
 }
 
 

@@ -19,6 +19,9 @@ from chalicelib.integrators.models import (
 )
 from chalicelib.operations.redelivery import ReplayRequest
 from chalicelib.orders.models import CreateOrderRequest, ErrorResponse, OrderList, OrderPatch, OrderResource
+from chalicelib.portal import catalog
+from chalicelib.portal.access import OpenSessionRequest, PortalLinkRequest
+from chalicelib.portal.service import EndpointChange
 from chalicelib.tokens import CreateTokenRequest, IssuedToken
 
 # view name -> (summary, request model, success status, response model)
@@ -59,12 +62,54 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
         PayloadPreview,
     ),
     "receive_callback": ("Status update from an integrator, Standard Webhooks signed", CallbackRequest, 200, None),
+    "create_portal_link": (
+        "Issue a single-use, short-lived link into one integrator's portal with scopes (admin)",
+        PortalLinkRequest,
+        201,
+        None,
+    ),
+    "revoke_portal_sessions": ("End every portal session and unopened link of an integrator (admin)", None, 200, None),
+    "portal_activity": ("What the integrator's portal sessions did, newest first (admin)", None, 200, None),
+    "open_portal_session": ("Exchange a portal link's code for a session (once)", OpenSessionRequest, 201, None),
+    "portal_session": ("The portal session: integrator, scopes, expiry", None, 200, None),
+    "end_portal_session": ("Sign out of the portal", None, 204, None),
+    "portal_deliveries": (
+        "The integrator's deliveries, newest first (`status`, `since`, `until`, `limit`, `cursor`)",
+        None,
+        200,
+        None,
+    ),
+    "portal_delivery": ("One delivery with every attempt: what was sent and answered", None, 200, None),
+    "portal_retry_delivery": ("Send a failed or expired delivery again (scope retry)", None, 202, None),
+    "portal_replay": ("Send failed deliveries from a time range again (scope retry)", ReplayRequest, 202, None),
+    "portal_health": ("Success rate, p95 latency, circuit, waiting count, rate limit", None, 200, None),
+    "portal_endpoint": ("The integrator's endpoint settings", None, 200, None),
+    "portal_change_endpoint": (
+        "Change the endpoint's URL, events or timeout (scope manage_endpoint)",
+        EndpointChange,
+        200,
+        None,
+    ),
+    "portal_rotate_secret": (
+        "Rotate the callback secret, shown once; the previous one stays valid until the next rotation "
+        "(scope rotate_secret)",
+        None,
+        201,
+        None,
+    ),
+    "portal_test_event": ("Send a test order.created (marked X-Order-Relay-Test) now", None, 201, None),
+    "portal_catalog": ("The event catalog and this integrator's body for the sample order", None, 200, None),
+    "portal_page": ("The integrator portal (HTML; opens a link's session itself)", None, 200, None),
     "openapi_document": ("This document", None, 200, None),
     "console_page": ("The operator console (HTML; signs in with an admin token itself)", None, 200, None),
     "console_asset": ("The operator console's script modules, style sheet and icon", None, 200, None),
 }
 # Operations that also accept no body at all (a preview of the sample order through the saved template).
-OPTIONAL_BODY = frozenset({"preview_integrator_payload"})
+OPTIONAL_BODY = frozenset({"preview_integrator_payload", "create_portal_link"})
+# Routes under /api/v1/portal that check a portal session themselves (not the bearer authorizer).
+PORTAL_SESSION = frozenset(name for name in OPERATIONS if name.startswith("portal_") and name != "portal_page") | {
+    "end_portal_session"
+}
 ERRORS = {
     "400": "Malformed request",
     "401": "Missing token",
@@ -83,6 +128,7 @@ OPERATION_ERRORS = {
         "429": "More callbacks about one order within the 5-minute replay window than can be remembered; "
         "send it again after Retry-After seconds"
     },
+    "portal_test_event": {"429": "The integrator's rate limit has no room now (Retry-After)"},
 }
 # Headers an error answer carries on some operations: how a client recovers without guessing.
 ERROR_HEADERS = {
@@ -138,7 +184,9 @@ def _operation(view_name: str, secured: bool, schemas: dict[str, Any]) -> dict[s
             "required": view_name not in OPTIONAL_BODY,
             "content": {"application/json": {"schema": _ref(request, schemas)}},
         }
-    operation["security"] = [{"bearer": []}] if secured else []
+    operation["security"] = (
+        [{"bearer": []}] if secured else [{"portalSession": []}] if view_name in PORTAL_SESSION else []
+    )
     return operation
 
 
@@ -164,11 +212,29 @@ def _build(app: Chalice) -> dict[str, Any]:
             "food-ordering integrators.",
         },
         "paths": paths,
+        "webhooks": catalog.webhooks(),
         "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _with_callback_statuses(schemas),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "portalSession": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A portal session token (`prt_...`) from POST /api/v1/portal/sessions",
+                },
+            },
         },
     }
+
+
+def _with_callback_statuses(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The statuses a partner may report on its callback, named in the callback's schema (others are kept on the
+    delivery but move no order)."""
+    status = schemas.get("CallbackRequest", {}).get("properties", {}).get("status")
+    if status is not None:
+        status["examples"] = catalog.reportable_statuses()
+        status["description"] = "One of the examples moves the order forward; another status is kept, not applied"
+    return schemas
 
 
 def build_document(app: Chalice) -> dict[str, Any]:

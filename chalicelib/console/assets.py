@@ -29,6 +29,9 @@ CONTENT_TYPES: dict[str, str] = {
     "console.js": JAVASCRIPT,
     "api.js": JAVASCRIPT,
     "dom.js": JAVASCRIPT,
+    "portal.html": "text/html; charset=utf-8",
+    "portal.js": JAVASCRIPT,
+    "portal.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
 }
 

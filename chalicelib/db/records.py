@@ -158,6 +158,8 @@ class TokenRecord(Record):
     created_at = UnicodeAttribute()
     revoked_at = UnicodeAttribute(null=True)
     expires_at = UnicodeAttribute(null=True)
+    integrator = UnicodeAttribute(null=True)  # portal links and sessions: the one integrator they open
+    scopes = JSONAttribute(null=True)
 
 
 class IntegratorRecord(Record):
@@ -195,6 +197,20 @@ class ByIntegratorStatusIndex(GlobalSecondaryIndex["DeliveryRecord"]):
 
     integrator_status = UnicodeAttribute(hash_key=True)
     updated_at = UnicodeAttribute(range_key=True)
+
+
+class ByIntegratorIndex(GlobalSecondaryIndex["DeliveryRecord"]):
+    """Every delivery of one integrator, newest order first (the integrator portal's list), spread over shard
+    keys `<integrator>#<shard>` so that one busy integrator is no hot partition. Keys only, and a sort key that
+    never changes (the order id's ULID, time-ordered): a delivery writes this index once, when its row is created;
+    the page's rows are read by their keys."""
+
+    class Meta:
+        index_name = "by_integrator"
+        projection = KeysOnlyProjection()
+
+    integrator_shard = UnicodeAttribute(hash_key=True)
+    integrator_sort = UnicodeAttribute(range_key=True)  # <ULID of the order id>#<order id>
 
 
 class DeliveryRecord(Record):
@@ -238,8 +254,11 @@ class DeliveryRecord(Record):
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)
     integrator_status = UnicodeAttribute(null=True)
+    integrator_shard = UnicodeAttribute(null=True)
+    integrator_sort = UnicodeAttribute(null=True)
 
     by_integrator_status = ByIntegratorStatusIndex()
+    by_integrator = ByIntegratorIndex()
 
 
 class AttemptRecord(Record):
@@ -264,6 +283,9 @@ class AttemptRecord(Record):
     response_body = UnicodeAttribute(null=True)
     retry_in_seconds = NumberAttribute(null=True)
     payload_template_version = NumberAttribute(null=True)  # None: the seed's shape was sent
+    request_headers = JSONAttribute(null=True)  # as sent, secrets masked (shown to the integrator's portal)
+    request_body = UnicodeAttribute(null=True)  # as sent (after the template), cut at REQUEST_BODY_KEPT
+    test = BooleanAttribute(null=True)  # a portal test event, never an order
     expires_at = TTLAttribute(null=True)
 
 

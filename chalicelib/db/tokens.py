@@ -79,9 +79,11 @@ def revoke_keeping(token_id: str, at: str, keeper: str, *, create: bool = False)
 
 
 def list_all(limit: int = 100) -> list[StoredToken]:
-    """Admin listing; the tokens table is small (one row per issued token), a bounded Scan is fine here."""
+    """Admin listing; the tokens table is small (one row per issued token), a bounded Scan is fine here. The
+    integrator portal's links and sessions share the table and are not API tokens: left out."""
     ensure_bound()
-    return [_to_domain(record) for record in TokenRecord.scan(limit=limit)]
+    api_tokens = TokenRecord.role.is_in("admin", "seller")
+    return [_to_domain(record) for record in TokenRecord.scan(filter_condition=api_tokens, limit=limit)]
 
 
 def admins() -> list[StoredToken]:

@@ -61,6 +61,8 @@ def _attempt_line(
         "response_body": result.body_text,
         "retry_in_seconds": round(delay, 1) if delay is not None else None,
         "payload_template_version": template_version,
+        "request_headers": result.request_headers,
+        "request_body": result.request_body,
     }
 
 

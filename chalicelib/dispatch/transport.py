@@ -29,6 +29,7 @@ BODY_LOG_LIMIT = 4096
 RESPONSE_KEEP_LIMIT = 16 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_RESPONSE_DEPTH = 32  # DynamoDB's own nesting limit for a document
+REQUEST_BODY_KEPT = 16 * 1024  # of the body sent, kept in the attempt log for the integrator's portal
 session = egress.session
 # Our own request cannot be built (a header value or URL the settings hold is not valid HTTP): retrying cannot help.
 UNBUILDABLE = (
@@ -54,6 +55,8 @@ class Result:
     response_json: Any = None
     retry_after: float | None = None
     detail: str | None = None
+    request_headers: dict[str, str] | None = None  # as sent, credentials masked
+    request_body: str | None = None  # as sent, the first REQUEST_BODY_KEPT bytes
 
 
 class SendWindowMissed(Exception):
@@ -121,21 +124,54 @@ def delivery_headers(event: str, webhook_id: str, timestamp: int) -> dict[str, s
     }
 
 
-def post(integrator: Integrator, *, event: str, webhook_id: str, body: bytes, send_by: float | None = None) -> Result:
+def post(
+    integrator: Integrator,
+    *,
+    event: str,
+    webhook_id: str,
+    body: bytes,
+    send_by: float | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Result:
     """Send `body` as is, the bytes the signature covers (plus one immediate re-send when an OAuth2 token was
     refused, with a fresh token), all of it within the connect timeout plus the integrator's timeout.
 
     With `send_by` (a rate-limit slot's), a POST that would start later raises SendWindowMissed instead:
     nothing reached the integrator, and the caller reserves another slot."""
     connect = get_settings().dispatch_connect_timeout
+    sent: dict[str, str] = {}
     with egress.deadline(connect + integrator.timeout_seconds) as limit:
-        result = _post(integrator, event=event, webhook_id=webhook_id, body=body, connect=connect, send_by=send_by)
+        result = _post(
+            integrator,
+            event=event,
+            webhook_id=webhook_id,
+            body=body,
+            connect=connect,
+            send_by=send_by,
+            sent=sent,
+            extra_headers=extra_headers or {},
+        )
     if limit.expired and result.outcome is not Outcome.DELIVERED and result.status_code is None:
         total = connect + integrator.timeout_seconds
-        return Result(
+        result = Result(
             Outcome.RETRY, None, result.latency_ms, ErrorClass.TIMEOUT, f"timed out after {total:g} s in total"
         )
+    if sent:
+        result.request_headers = shown_headers(sent, integrator)
+        result.request_body = body[:REQUEST_BODY_KEPT].decode("utf-8", errors="replace")
     return result
+
+
+def shown_headers(headers: dict[str, str], integrator: Integrator) -> dict[str, str]:
+    """Headers as the attempt log keeps them: credentials masked. An HMAC signature is kept (it reveals no secret
+    and lets the integrator check its verification)."""
+    secret = {"authorization"}
+    if integrator.auth_type == "api_key":
+        secret.add(str(integrator.auth.get("header", "X-API-Key")).lower())
+    return {
+        name: ("Bearer ****" if value.startswith("Bearer ") else "****") if name.lower() in secret else value
+        for name, value in headers.items()
+    }
 
 
 def _post(
@@ -146,6 +182,8 @@ def _post(
     body: bytes,
     connect: float,
     send_by: float | None,
+    sent: dict[str, str],
+    extra_headers: dict[str, str],
 ) -> Result:
     timeouts = (connect, integrator.timeout_seconds)
     http = session()
@@ -159,8 +197,11 @@ def _post(
             headers = {
                 **delivery_headers(event, webhook_id, int(time.time())),
                 "Accept-Encoding": "identity",
+                **extra_headers,
                 **auth_headers(http, integrator, webhook_id, body),
             }
+            sent.clear()
+            sent.update(headers)
             # No redirects: a 3xx is a failed delivery, never a POST of the order to an address nobody checked.
             if send_by is not None and time.time() > send_by:  # checked after the token fetch, right before the POST
                 raise SendWindowMissed(f"the POST would start {time.time() - send_by:.3f} s after its slot")

@@ -15,14 +15,29 @@ from chalicelib.domain.order_status import OrderStatus
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def new_order_id() -> str:
-    """`ord_` + a ULID: unique without coordination and sortable by creation time."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+def _crockford(value: int, length: int) -> str:
     chars = []
-    for _ in range(26):
+    for _ in range(length):
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
-    return "ord_" + "".join(reversed(chars))
+    return "".join(reversed(chars))
+
+
+def ulid_time(moment: str) -> str:
+    """The time part (10 characters) of the ULIDs made at an ISO 8601 `moment`: a bound for ranges of ids."""
+    from chalicelib.domain.clock import parse_iso
+
+    return _crockford(int(parse_iso(moment).timestamp() * 1000), 10)
+
+
+def new_order_id() -> str:
+    """`ord_` + a ULID: unique without coordination and sortable by creation time."""
+    return "ord_" + new_ulid()
+
+
+def new_ulid() -> str:
+    """26 characters: 48 bits of milliseconds, then 80 random bits, in Crockford's base 32."""
+    return _crockford((int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big"), 26)
 
 
 class PartyData(TypedDict):
