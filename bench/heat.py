@@ -410,7 +410,7 @@ class _Shard:
 
 def _image(item: Any) -> dict[str, Any] | None:
     """A snapshot (moto updates items in place, later, maybe in another thread)."""
-    return None if item is None else json.loads(json.dumps(item.to_json()["Attributes"]))
+    return None if item is None else copy.deepcopy(item.to_json()["Attributes"])
 
 
 class Recorder:

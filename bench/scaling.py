@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,16 @@ class Scale:
 def _clone(template: dict[str, Any], old: str, new: str, n: int) -> dict[str, Any]:
     from chalicelib.db.orders import shard_key
 
-    text = json.dumps(template).replace(old, new)
+    text = json.dumps({k: v for k, v in template.items() if k != "doc"}).replace(old, new)
     item: dict[str, Any] = json.loads(text)
     for name in [k for k in item if k.startswith("outbox")]:
         del item[name]
     seller = f"s-{n % SELLERS + 1}"
     item["shard"] = {"S": shard_key(new)}
     item["seller_id"] = {"S": seller}
-    item["seller"] = {"S": json.dumps({**json.loads(item["seller"]["S"]), "id": seller})}
+    content = json.loads(zlib.decompress(template["doc"]["B"]))  # the order's compressed document
+    content["seller"]["id"] = seller
+    item["doc"] = {"B": zlib.compress(json.dumps(content).encode())}
     item["status"] = {"S": "accepted" if (n // SELLERS) % 4 == 0 else "delivered"}
     return item
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     JSONAttribute,
     NumberAttribute,
@@ -124,10 +125,12 @@ class OrderRecord(Record):
     sort_key = UnicodeAttribute()
     seller_id = UnicodeAttribute()
     user_id = UnicodeAttribute()
-    user = JSONAttribute()
-    seller = JSONAttribute()
-    details = JSONAttribute()
-    timeline = JSONAttribute(default=list)
+    doc = BinaryAttribute(null=True, legacy_encoding=False)  # user, seller, details, timeline (db/orders.py)
+    # Rows written before the compressed document keep these until they are rewritten.
+    user = JSONAttribute(null=True)
+    seller = JSONAttribute(null=True)
+    details = JSONAttribute(null=True)
+    timeline = JSONAttribute(null=True)
     outbox = JSONAttribute(null=True)
     outbox_pk = UnicodeAttribute(null=True)
     outbox_at = UnicodeAttribute(null=True)

@@ -303,7 +303,6 @@ DISPATCH_CALLS = [
     ("dynamodb", "PutItem"),
     ("dynamodb", "UpdateItem"),
     ("dynamodb", "Query"),
-    ("dynamodb", "TransactWriteItems"),
     ("sns", "Publish"),
 ]
 
