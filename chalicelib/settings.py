@@ -60,6 +60,12 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     attempt_ttl_days: int = 30
     seller_orders_per_second: int = 100
+    tracking_table: str | None = None
+    tracking_link_secret: str | None = None
+    tracking_websocket_url: str | None = None
+    tracking_management_url: str | None = None
+    tracking_link_ttl_seconds: int = 24 * 3600
+    tracking_link_max_age_seconds: int = 30 * 24 * 3600
 
     @classmethod
     def model_validate(cls, values: Mapping[str, object]) -> Settings:
@@ -104,6 +110,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "circuit_cooldown_seconds": (0, 900, True),
     "circuit_disable_after_seconds": (0, None, True),
     "seller_orders_per_second": (0, 100000, False),
+    "tracking_link_ttl_seconds": (1, 90 * 24 * 3600, False),
+    "tracking_link_max_age_seconds": (60, 365 * 24 * 3600, False),
 }
 
 
@@ -179,6 +187,12 @@ _ENV = {
     "circuit_disable_after_seconds": ("CIRCUIT_DISABLE_AFTER_SECONDS",),
     "sweeper_grace_seconds": ("SWEEPER_GRACE_SECONDS",),
     "seller_orders_per_second": ("SELLER_ORDERS_PER_SECOND",),
+    "tracking_table": ("TRACKING_TABLE",),
+    "tracking_link_secret": ("TRACKING_LINK_SECRET",),
+    "tracking_websocket_url": ("TRACKING_WEBSOCKET_URL",),
+    "tracking_management_url": ("TRACKING_MANAGEMENT_URL",),
+    "tracking_link_ttl_seconds": ("TRACKING_LINK_TTL_SECONDS",),
+    "tracking_link_max_age_seconds": ("TRACKING_LINK_MAX_AGE_SECONDS",),
 }
 
 
