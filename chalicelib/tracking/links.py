@@ -61,13 +61,17 @@ def _signature(key: str, payload: str) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def sign(key: str, order_id: str, issued_ms: int, expires: int) -> str:
+    """The token for these fields under `key` (pure: the tests forge and expire links with it)."""
+    payload = f"{PREFIX}.{order_id}.{issued_ms:013d}.{expires:010d}.{key_id(key)}"
+    return f"{payload}.{_signature(key, payload)}"
+
+
 def issue(order_id: str, *, now: float | None = None) -> tuple[str, int]:
     """A new token for `order_id` and its hard expiry (unix seconds)."""
     moment = time.time() if now is None else now
-    key = _keys()[0]
     expires = int(moment) + get_settings().tracking_link_max_age_seconds
-    payload = f"{PREFIX}.{order_id}.{int(moment * 1000):013d}.{expires:010d}.{key_id(key)}"
-    return f"{payload}.{_signature(key, payload)}", expires
+    return sign(_keys()[0], order_id, int(moment * 1000), expires), expires
 
 
 def verify(token: str | None, *, now: float | None = None) -> Link:

@@ -121,9 +121,7 @@ def test_a_watcher_of_one_order_never_receives_another(gateway: LocalWebsocketAp
 
 
 @pytest.mark.parametrize("kind", ["forged", "other order's, altered", "revoked", "missing"])
-def test_a_bad_link_is_refused_at_the_handshake(
-    api: Api, gateway: LocalWebsocketApi, flow: Any, kind: str
-) -> None:
+def test_a_bad_link_is_refused_at_the_handshake(api: Api, gateway: LocalWebsocketApi, flow: Any, kind: str) -> None:
     order_id, token = flow.create()
     other, _ = flow.create()
     if kind == "revoked":
