@@ -52,7 +52,7 @@ function render(order) {
   const shop = order.shop || {};
   clear(main).append(
     el('section', { className: 'card status' + tone, 'aria-labelledby': 'status-heading' },
-      el('p', { className: 'shop', text: 'Your order from ' + shop.name }),
+      el('p', { className: 'shop', text: `Your order from ${shop.name}` }),
       el('h1', { id: 'status-heading', text: order.label, dataset: { status: order.status } }),
       el('p', { className: 'description', text: order.description }),
       order.eta ? el('p', { className: 'eta', text: 'Expected: ' + formatEta(order.eta) }) : null,
