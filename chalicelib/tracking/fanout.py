@@ -108,15 +108,18 @@ def frame_for(view: Any) -> str:
 
 
 def push_order(order_id: str, eta: str | None = None) -> FanOut:
-    from chalicelib.db.repository import repo
-    from chalicelib.observability import count, logger
+    """Send the order's current view to its watchers. Most orders have none: that costs the shard Queries only,
+    and loads neither pydantic nor Powertools (tests/unit/test_cold_start.py)."""
     from chalicelib.tracking import store
-    from chalicelib.tracking.view import latest_eta, tracking_view
 
     result = FanOut()
     watchers = list(store.watchers(order_id))
     if not watchers:
         return result
+    from chalicelib.db.repository import repo
+    from chalicelib.observability import count, logger
+    from chalicelib.tracking.view import latest_eta, tracking_view
+
     order = repo().orders.get(order_id)
     if order is None:
         return result

@@ -14,7 +14,7 @@ from chalicelib.errors import DomainError
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
 from chalicelib.tracking import links, store
-from chalicelib.tracking.view import ended_at, latest_eta, tracking_view
+from chalicelib.tracking.view import LinkIssued, Live, TrackingDocument, ended_at, latest_eta, tracking_view
 
 
 class LinkNotValid(DomainError):
@@ -71,11 +71,10 @@ def read_tracking(token: str | None) -> dict[str, Any]:
 
     link, order = _valid(token)
     view = tracking_view(order, eta=latest_eta(repo().deliveries.list_states(order.id)))
-    return {
-        "order": view.model_dump(mode="json"),
-        "live": {"url": get_settings().tracking_websocket_url},
-        "link_expires_at": link.expires_at,
-    }
+    document = TrackingDocument(
+        order=view, live=Live(url=get_settings().tracking_websocket_url), link_expires_at=link.expires_at
+    )
+    return document.model_dump(mode="json")
 
 
 def connect(token: str | None, connection_id: str) -> bool:
@@ -108,4 +107,4 @@ def revoke_links(order_id: str, principal: Any, base_url: str | None) -> dict[st
         url = base_url.rstrip("/") + url
     logger.info("tracking links revoked", extra={"order_id": order_id})
     count("TrackingLinksRevoked")
-    return {"order_id": order_id, "tracking_url": url, "link_expires_at": expires}
+    return LinkIssued(order_id=order_id, tracking_url=url, link_expires_at=expires).model_dump(mode="json")

@@ -73,6 +73,26 @@ class TrackingView(BaseModel):
     steps: list[str]
 
 
+class Live(BaseModel):
+    url: str | None = None  # the WebSocket API: connect with `?token=<the link's token>`
+
+
+class TrackingDocument(BaseModel):
+    """`GET /api/v1/track` (header `X-Tracking-Token`): the view, where to follow it live, the link's hard expiry."""
+
+    order: TrackingView
+    live: Live
+    link_expires_at: int
+
+
+class LinkIssued(BaseModel):
+    """`POST /api/v1/orders/{id}/tracking-links`: every earlier link is refused from now on; this one works."""
+
+    order_id: str
+    tracking_url: str
+    link_expires_at: int
+
+
 def tracking_view(order: Order, eta: str | None = None) -> TrackingView:
     timeline: list[Step] = []
     for entry in order.timeline:
