@@ -23,7 +23,7 @@ def _quiet() -> contextlib.AbstractContextManager[object]:
 
 
 def main() -> None:
-    from bench import coldstart_run, fanout, heat, life, package, report, scaling
+    from bench import coldstart_run, fanout, heat, life, package, report, scaling, tracking
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -46,6 +46,7 @@ def main() -> None:
     fan = timed("fan-out and in-process POST /orders", fanout.measure)
     heats = timed(f"partition heat: {heat.ORDERS} orders walked to delivered", heat.measure)
     colds = timed(f"cold starts, {runs} runs per function", lambda: coldstart_run.measure(runs))
+    watched = timed("live tracking: requests and dollars per change per watcher", tracking.measure)
     data = report.Results(
         lives,  # type: ignore[arg-type]
         scales,  # type: ignore[arg-type]
@@ -63,6 +64,9 @@ def main() -> None:
     path.parent.mkdir(exist_ok=True)
     kept = path.read_text() if path.exists() else None
     path.write_text(report.keep_hand_written(kept, report.document(data, time.perf_counter() - started)))
+    print("\nLive tracking, per customer-facing change (docs/live-tracking.md):")
+    print(tracking.table(watched))  # type: ignore[arg-type]
+    tracking.write(watched)  # type: ignore[arg-type]
     phases = ", ".join(f"{name} {value:.0f} s" for name, value in timings.items())
     print(f"\nwrote {path.relative_to(ROOT)} (bench took {time.perf_counter() - started:.0f} s: {phases})")
 

@@ -76,3 +76,8 @@ def bill(usage: Usage, sizes: dict[str, float], *, measured_write_units: float |
             "Secrets Manager": usage.secrets * SECRETS_PER_M,
         }
     )
+
+
+# API Gateway WebSocket APIs: messages (sent and received, in 32 KB units) and connection minutes.
+WEBSOCKET_MESSAGES_PER_M = 1.00  # first billion a month
+WEBSOCKET_CONNECTION_MINUTES_PER_M = 0.25

@@ -66,6 +66,12 @@ class Settings:
     callback_secret_refresh_seconds: float = 5.0
     portal_link_seconds: int = 900  # an integrator portal link must be opened within this
     portal_session_seconds: int = 8 * 3600  # a portal session lasts this long (at most 8 hours)
+    tracking_table: str | None = None
+    tracking_link_secret: str | None = None
+    tracking_websocket_url: str | None = None
+    tracking_management_url: str | None = None
+    tracking_link_ttl_seconds: int = 24 * 3600
+    tracking_link_max_age_seconds: int = 30 * 24 * 3600
 
     @classmethod
     def model_validate(cls, values: Mapping[str, object]) -> Settings:
@@ -114,6 +120,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
     "callback_secret_refresh_seconds": (0, 300, False),
     "portal_link_seconds": (1, 86400, False),
     "portal_session_seconds": (60, 8 * 3600, False),
+    "tracking_link_ttl_seconds": (1, 90 * 24 * 3600, False),
+    "tracking_link_max_age_seconds": (60, 365 * 24 * 3600, False),
 }
 
 
@@ -193,6 +201,12 @@ _ENV = {
     "callback_secret_refresh_seconds": ("CALLBACK_SECRET_REFRESH_SECONDS",),
     "portal_link_seconds": ("PORTAL_LINK_SECONDS",),
     "portal_session_seconds": ("PORTAL_SESSION_SECONDS",),
+    "tracking_table": ("TRACKING_TABLE",),
+    "tracking_link_secret": ("TRACKING_LINK_SECRET",),
+    "tracking_websocket_url": ("TRACKING_WEBSOCKET_URL",),
+    "tracking_management_url": ("TRACKING_MANAGEMENT_URL",),
+    "tracking_link_ttl_seconds": ("TRACKING_LINK_TTL_SECONDS",),
+    "tracking_link_max_age_seconds": ("TRACKING_LINK_MAX_AGE_SECONDS",),
 }
 
 

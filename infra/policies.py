@@ -15,7 +15,20 @@ from typing import Any
 from infra.resources import TABLES, ResourceNames
 
 CHALICE_DIR = Path(__file__).resolve().parent.parent / ".chalice"
-FUNCTIONS = ("api_handler", "bearer_auth", "dispatch_orders", "sweep_outbox")
+FUNCTIONS = (
+    "api_handler",
+    "bearer_auth",
+    "dispatch_orders",
+    "sweep_outbox",
+    "websocket_connect",
+    "websocket_message",
+    "websocket_disconnect",
+    "push_tracking",
+)
+# `chalice deploy` learns the WebSocket API's id only once it exists: the committed policy files carry this
+# placeholder, and tools/deploy.py writes the real id into push_tracking's file before deploying (the packaged
+# template names the API itself, `${WebsocketAPI}`).
+WEBSOCKET_API_PLACEHOLDER = "WEBSOCKET_API_ID"
 READ = ("dynamodb:GetItem", "dynamodb:Query")
 WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 IDEMPOTENCY = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
@@ -52,6 +65,9 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         (("sqs:SendMessage", "sqs:GetQueueUrl"), ("queue",)),
         (("sns:Publish",), ("topic",)),
         (SECRETS_ADMIN, ("secrets",)),
+        # Tracking links: signed with the tracking key; revocation rows in the tracking table.
+        (("dynamodb:GetItem", "dynamodb:PutItem"), ("tracking",)),
+        (("secretsmanager:GetSecretValue",), ("tracking_secret",)),
     ],
     "bearer_auth": [
         (("dynamodb:GetItem",), ("tokens",)),
@@ -85,10 +101,28 @@ PERMISSIONS: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {
         (("dynamodb:Query",), ("deliveries_indexes",)),
         (("sqs:SendMessage", "sqs:GetQueueUrl"), ("queue",)),
     ],
+    # $connect: the link's signature (the tracking key), its order (ended? revoked?), then the watcher row.
+    "websocket_connect": [
+        (("dynamodb:GetItem",), ("orders",)),
+        (("dynamodb:GetItem", "dynamodb:PutItem"), ("tracking",)),
+        (("secretsmanager:GetSecretValue",), ("tracking_secret",)),
+    ],
+    "websocket_message": [],  # the page's keep-alive: no AWS call at all
+    "websocket_disconnect": [
+        (("dynamodb:Query",), ("tracking_indexes",)),
+        (("dynamodb:DeleteItem",), ("tracking",)),
+    ],
+    "push_tracking": [
+        (("dynamodb:GetItem",), ("orders",)),
+        (("dynamodb:Query",), ("deliveries",)),
+        (("dynamodb:GetItem", "dynamodb:Query", "dynamodb:DeleteItem"), ("tracking",)),
+        # Post to (and close) that API's connections only.
+        (("execute-api:ManageConnections",), ("websocket_connections",)),
+    ],
 }
 
 
-def arns(stage: str, *, cloudformation: bool = False) -> dict[str, Any]:
+def arns(stage: str, *, cloudformation: bool = False, websocket_api_id: str | None = None) -> dict[str, Any]:
     """Resource ARNs. For `chalice deploy` region and account are wildcards (the role can only act in its own
     account anyway); in the packaged template they are exact, via `Fn::Sub`."""
     names = ResourceNames(stage)
@@ -98,6 +132,7 @@ def arns(stage: str, *, cloudformation: bool = False) -> dict[str, Any]:
     tables = {
         kind: f"arn:{partition}:dynamodb:{region}:{account}:table/{names.table(kind)}" for kind, _, _ in TABLES.values()
     }
+    secret_arn = f"arn:{partition}:secretsmanager:{region}:{account}:secret"
     found: dict[str, str] = {
         **tables,
         "orders_indexes": tables["orders"] + "/index/*",
@@ -109,16 +144,35 @@ def arns(stage: str, *, cloudformation: bool = False) -> dict[str, Any]:
         # Secret ARNs end in a random 6-character suffix.
         "admin_token": f"arn:{partition}:secretsmanager:{region}:{account}:secret:{names.admin_token_secret}-??????",
         "logs": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{names.prefix}-*",
+        "tracking_indexes": tables["tracking"] + "/index/*",
+        "tracking_secret": f"{secret_arn}:{names.tracking_link_secret}-??????",
     }
+    api = "${WebsocketAPI}" if cloudformation else websocket_api_id or WEBSOCKET_API_PLACEHOLDER
+    connections = [
+        f"arn:{partition}:execute-api:{region}:{account}:{api}/api/{m}/@connections/*" for m in ("POST", "DELETE")
+    ]
     if cloudformation:
-        return {key: {"Fn::Sub": value} for key, value in found.items()}
-    return found
+        return {
+            **{key: {"Fn::Sub": value} for key, value in found.items()},
+            "websocket_connections": [{"Fn::Sub": arn} for arn in connections],
+        }
+    return {**found, "websocket_connections": connections}
 
 
-def policy_document(stage: str, function: str, *, cloudformation: bool = False) -> dict[str, Any]:
-    resources = arns(stage, cloudformation=cloudformation)
+def policy_document(
+    stage: str, function: str, *, cloudformation: bool = False, websocket_api_id: str | None = None
+) -> dict[str, Any]:
+    resources = arns(stage, cloudformation=cloudformation, websocket_api_id=websocket_api_id)
+
+    def listed(kinds: tuple[str, ...]) -> list[Any]:
+        found: list[Any] = []
+        for kind in kinds:
+            value = resources[kind]
+            found.extend(value if isinstance(value, list) else [value])
+        return found
+
     statements = [
-        {"Sid": f"S{n}", "Effect": "Allow", "Action": list(actions), "Resource": [resources[r] for r in kinds]}
+        {"Sid": f"S{n}", "Effect": "Allow", "Action": list(actions), "Resource": listed(kinds)}
         for n, (actions, kinds) in enumerate(PERMISSIONS[function])
     ]
     statements.append({"Sid": "Logs", "Effect": "Allow", "Action": list(LOGS), "Resource": [resources["logs"]]})
@@ -131,12 +185,13 @@ def policy_file(stage: str, function: str) -> Path:
     return CHALICE_DIR / f"policy-{stage}-{function}.json"
 
 
-def write_policy_files(stages: tuple[str, ...] = ("dev", "prod")) -> list[Path]:
+def write_policy_files(stages: tuple[str, ...] = ("dev", "prod"), websocket_api_id: str | None = None) -> list[Path]:
     written = []
     for stage in stages:
         for function in FUNCTIONS:
             path = policy_file(stage, function)
-            path.write_text(json.dumps(policy_document(stage, function), indent=2) + "\n")
+            document = policy_document(stage, function, websocket_api_id=websocket_api_id)
+            path.write_text(json.dumps(document, indent=2) + "\n")
             written.append(path)
     return written
 

@@ -16,6 +16,7 @@ from pynamodb.attributes import TTLAttribute
 from pynamodb.models import Model
 
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, IntegratorRecord, OrderRecord, TokenRecord
+from chalicelib.tracking.store import TrackingRecord
 
 DISPATCHER_TIMEOUT_SECONDS = 60
 VISIBILITY_TIMEOUT_SECONDS = 6 * DISPATCHER_TIMEOUT_SECONDS  # AWS's advice for SQS-triggered functions
@@ -54,6 +55,10 @@ class ResourceNames:
     def admin_token_secret(self) -> str:
         return f"{self.secrets_prefix}/admin-token"
 
+    @property
+    def tracking_link_secret(self) -> str:
+        return f"{self.secrets_prefix}/tracking-links"
+
 
 # logical id -> (table kind, env var the service reads, pynamodb models stored in it)
 TABLES: dict[str, tuple[str, str, tuple[type[Model], ...]]] = {
@@ -62,6 +67,7 @@ TABLES: dict[str, tuple[str, str, tuple[type[Model], ...]]] = {
     "IntegratorsTable": ("integrators", "INTEGRATORS_TABLE", (IntegratorRecord,)),
     "DeliveriesTable": ("deliveries", "DELIVERIES_TABLE", (DeliveryRecord, AttemptRecord)),
     "IdempotencyTable": ("idempotency", "IDEMPOTENCY_TABLE", ()),
+    "TrackingTable": ("tracking", "TRACKING_TABLE", (TrackingRecord,)),
 }
 # Powertools' DynamoDBPersistenceLayer defaults: partition key `id`, TTL attribute `expiration`.
 IDEMPOTENCY_SCHEMA = {
@@ -167,6 +173,14 @@ def template(stage: str) -> dict[str, Any]:
             "GenerateSecretString": {"PasswordLength": 48, "ExcludePunctuation": True},
         },
     }
+    resources["TrackingLinkSecret"] = {
+        "Type": "AWS::SecretsManager::Secret",
+        "Properties": {
+            "Name": names.tracking_link_secret,
+            "Description": "Keys of customers' tracking links (first signs, all verify): docs/live-tracking.md",
+            "GenerateSecretString": {"PasswordLength": 48, "ExcludePunctuation": True},
+        },
+    }
     resources["NotificationsAlarmTopic"] = {
         "Type": "AWS::SNS::Topic",
         "Properties": {"TopicName": f"{names.prefix}-alarms"},
@@ -207,6 +221,15 @@ def template(stage: str) -> dict[str, Any]:
                 "Dispatcher was throttled",
                 {**dispatcher, "MetricName": "Throttles"},
             ),
+            "TrackingErrorsAlarm": _alarm(
+                f"{names.prefix}-tracking-errors",
+                "Live tracking's fan-out failed (pages stop moving until the next change)",
+                {
+                    "Namespace": "AWS/Lambda",
+                    "MetricName": "Errors",
+                    "Dimensions": [{"Name": "FunctionName", "Value": f"{names.prefix}-push_tracking"}],
+                },
+            ),
             "Api5xxAlarm": _alarm(
                 f"{names.prefix}-api-5xx",
                 "The API answered 5xx",
@@ -225,6 +248,7 @@ def template(stage: str) -> dict[str, Any]:
         "OrdersDeadLetterQueueUrl": {"Value": {"Ref": "OrdersDeadLetterQueue"}},
         "NotificationsTopicArn": {"Value": {"Ref": "NotificationsTopic"}},
         "AdminTokenSecretArn": {"Value": {"Ref": "AdminTokenSecret"}},
+        "TrackingLinkSecretArn": {"Value": {"Ref": "TrackingLinkSecret"}},
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -240,6 +264,7 @@ def service_environment(stage: str, queue_url: str, topic_arn: str) -> dict[str,
     env = {var: names.table(kind) for kind, var, _ in TABLES.values()}
     env.update(
         ORDER_RELAY_ADMIN_TOKEN_SECRET=names.admin_token_secret,
+        TRACKING_LINK_SECRET=names.tracking_link_secret,
         ORDERS_QUEUE_URL=queue_url,
         ORDERS_QUEUE_NAME=names.queue,
         NOTIFICATIONS_TOPIC_ARN=topic_arn,
@@ -297,6 +322,11 @@ def provision(stage: str, *, region: str, endpoint_url: str | None = None) -> di
     if not secrets.list_secrets(Filters=[{"Key": "name", "Values": [admin["Name"]]}])["SecretList"]:
         secrets.create_secret(
             Name=admin["Name"], SecretString=token_urlsafe(admin["GenerateSecretString"]["PasswordLength"])
+        )
+    tracking = resources["TrackingLinkSecret"]["Properties"]
+    if not secrets.list_secrets(Filters=[{"Key": "name", "Values": [tracking["Name"]]}])["SecretList"]:
+        secrets.create_secret(
+            Name=tracking["Name"], SecretString=token_urlsafe(tracking["GenerateSecretString"]["PasswordLength"])
         )
     topic_arn = sns.create_topic(Name=resources["NotificationsTopic"]["Properties"]["TopicName"])["TopicArn"]
     return service_environment(stage, queue_url, topic_arn)

@@ -9,6 +9,10 @@
 4. Turn on `ReportBatchItemFailures` on the dispatcher's SQS event source mapping (Chalice 1.34 cannot) and then
    tell the dispatcher so (`SQS_PARTIAL_BATCH_RESPONSE=true`); until then it fails whole batches on purpose,
    which is safe because every delivery step is idempotent.
+4. Live tracking (Chalice 1.34 cannot express these either): `push_tracking`'s policy names the WebSocket API by
+   its id, known only once the API exists (the first deploy writes it into the policy file and deploys again);
+   the API and the fan-out learn the WebSocket URL (`TRACKING_WEBSOCKET_URL`); and the fan-out's subscription to
+   the notifications topic gets its filter policy `audience=customer`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra.migration import expanding, index_steps, target_order_indexes, template_with_order_indexes  # noqa: E402
+from infra.policies import policy_document, policy_file  # noqa: E402
 from infra.resources import ResourceNames, template  # noqa: E402
 from tools.package import stage_environment  # noqa: E402
 
@@ -94,6 +99,64 @@ def enable_partial_batch_responses(lambda_client: Any, function_name: str) -> li
     return updated
 
 
+FILTER_POLICY = {"audience": ["customer"]}
+
+
+def deployed_websocket_api(stage: str) -> tuple[str, str] | None:
+    """(api id, wss URL) from Chalice's record of the last deploy, or None before the first."""
+    record = ROOT / ".chalice" / "deployed" / f"{stage}.json"
+    if not record.exists():
+        return None
+    for resource in json.loads(record.read_text()).get("resources", []):
+        if resource.get("resource_type") == "websocket_api":
+            return str(resource["websocket_api_id"]), str(resource["websocket_api_url"]).rstrip("/")
+    return None
+
+
+def write_fanout_policy(stage: str, api_id: str) -> bool:
+    """Name the WebSocket API in push_tracking's policy file; True when the file changed."""
+    path = policy_file(stage, "push_tracking")
+    text = json.dumps(policy_document(stage, "push_tracking", websocket_api_id=api_id), indent=2) + "\n"
+    if path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def wire_tracking(lambda_client: Any, sns: Any, stage: str, websocket_url: str) -> None:
+    """Tell the API and the fan-out where the WebSocket API is, and filter the fan-out's subscription."""
+    for function in (f"order-relay-{stage}-api_handler", f"order-relay-{stage}-push_tracking"):
+        config = lambda_client.get_function_configuration(FunctionName=function)
+        variables = config.get("Environment", {}).get("Variables", {})
+        if variables.get("TRACKING_WEBSOCKET_URL") != websocket_url:
+            lambda_client.update_function_configuration(
+                FunctionName=function,
+                Environment={"Variables": {**variables, "TRACKING_WEBSOCKET_URL": websocket_url}},
+            )
+    fan_out = lambda_client.get_function_configuration(FunctionName=f"order-relay-{stage}-push_tracking")
+    topic = next(
+        t["TopicArn"]
+        for t in sns.list_topics()["Topics"]
+        if t["TopicArn"].endswith(f":order-relay-{stage}-notifications")
+    )
+    for subscription in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+        if subscription["Endpoint"] == fan_out["FunctionArn"]:
+            sns.set_subscription_attributes(
+                SubscriptionArn=subscription["SubscriptionArn"],
+                AttributeName="FilterPolicy",
+                AttributeValue=json.dumps(FILTER_POLICY),
+            )
+
+
+def chalice_deploy(stage: str) -> None:
+    subprocess.run(
+        [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", stage],  # noqa: S603
+        cwd=ROOT,
+        env={**os.environ, **stage_environment(stage)},
+        check=True,
+    )
+
+
 def main() -> None:
     import boto3
 
@@ -112,12 +175,17 @@ def main() -> None:
     if not steps:
         outputs = deploy_resources(cloudformation, args.stage)
     print(f"resources stack {stack_name(args.stage)}: {len(outputs)} outputs")
-    subprocess.run(
-        [str(Path(sys.executable).parent / "chalice"), "deploy", "--stage", args.stage],  # noqa: S603
-        cwd=ROOT,
-        env={**os.environ, **stage_environment(args.stage)},
-        check=True,
-    )
+    known = deployed_websocket_api(args.stage)
+    if known:
+        write_fanout_policy(args.stage, known[0])
+    chalice_deploy(args.stage)
+    websocket = deployed_websocket_api(args.stage)
+    if websocket is None:
+        raise SystemExit("chalice deploy recorded no WebSocket API")
+    if write_fanout_policy(args.stage, websocket[0]):  # the first deploy: the API exists only now
+        chalice_deploy(args.stage)
+    wire_tracking(session.client("lambda"), session.client("sns"), args.stage, websocket[1])
+    print(f"live tracking: {websocket[1]} (TRACKING_WEBSOCKET_URL of the API and push_tracking)")
     if dropped:
         from tools.migrate import migrate
 

@@ -284,6 +284,43 @@ def run_phone(topic_arn: str, stop: threading.Event) -> None:
     threading.Thread(target=loop, name="phone", daemon=True).start()
 
 
+def start_tracking(app: Any, topic_arn: str, api_port: int, stop: threading.Event) -> Any:
+    """API Gateway's WebSocket API for the tracking pages (`chalice local` has none; tools/local_websocket.py) and
+    the fan-out fed from the topic through the `audience=customer` filter, as in AWS."""
+    from chalicelib.settings import reset_settings
+    from tools.local_tracking import run_fanout
+    from tools.local_websocket import LocalWebsocketApi
+
+    configured = os.environ.get("ORDER_RELAY_WS_PORT")  # 0: any free port
+    port = int(configured) if configured else (api_port + 1 if port_free(api_port + 1) else 0)
+
+    def failed(route: str, exc: Exception) -> None:
+        say("websocket", f"{route}: {exc}", "red")
+
+    sockets = LocalWebsocketApi(app, port=port, on_error=failed)
+    sockets.start()
+    os.environ["TRACKING_WEBSOCKET_URL"] = sockets.websocket_url
+    os.environ["TRACKING_MANAGEMENT_URL"] = sockets.management_url
+    reset_settings()
+    run_fanout(app, topic_arn, stop, lambda exc: say("tracking", f"fan-out: {exc}", "red"))
+    return sockets
+
+
+def create_demo_order(api_url: str, seller_token: str) -> str | None:
+    """One order for the demo partners to walk, so the banner has a tracking link to open."""
+    import requests
+
+    from tools.sample_order import order_body
+
+    response = requests.post(
+        f"{api_url}/api/v1/orders",
+        json=order_body(user_id="u-demo"),
+        headers={"Authorization": f"Bearer {seller_token}"},
+        timeout=10,
+    )
+    return str(response.json().get("tracking_url")) if response.status_code == 201 else None
+
+
 def start_demo(api_url: str, admin_token: str) -> Any:
     import requests
 
@@ -375,6 +412,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
         run_pollers(app, stop)
         run_schedules(app, stop)
         run_phone(env["NOTIFICATIONS_TOPIC_ARN"], stop)
+        sockets = start_tracking(app, env["NOTIFICATIONS_TOPIC_ARN"], api_port, stop)
         import requests
 
         seller = requests.post(
@@ -383,8 +421,11 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
             headers={"Authorization": f"Bearer {admin_token}"},
             timeout=10,
         ).json()["token"]
+        demo_order = None
         if os.environ.get("ORDER_RELAY_DEMO", "1") != "0":
             partners = start_demo(api_url, admin_token)
+            if os.environ.get("ORDER_RELAY_DEMO_ORDER", "1") != "0":
+                demo_order = create_demo_order(api_url, seller)
         stack = {
             "api_url": api_url,
             "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"],
@@ -395,6 +436,9 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
             "queue_url": env["ORDERS_QUEUE_URL"],
             "tables": {k.removesuffix("_TABLE").lower(): v for k, v in env.items() if k.endswith("_TABLE")},
             "demo_integrators": partners.base_url if partners else None,
+            "websocket_url": sockets.websocket_url,
+            "websocket_management_url": sockets.management_url,
+            "demo_tracking_url": demo_order,
             "pid": os.getpid(),
             "moto_pid": moto.pid,
         }
@@ -407,6 +451,7 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
         say("stack", "stopping", "dim")
         stop.set()
         server.server.shutdown()
+        sockets.stop()
     finally:
         stop.set()
         if partners is not None:
@@ -434,12 +479,23 @@ def banner(stack: dict[str, Any], seconds: float) -> None:
         paint(f"order-relay is running (ready in {seconds:.1f} s)", "bold"),
         f"  API            {api}/api/v1   (OpenAPI: {api}/api/v1/openapi.json)",
         f"  console        {api}/console   (sign in with the admin token)",
+        f"  live tracking  {stack['websocket_url']}   (WebSocket API of the tracking pages)",
         f"  AWS (moto)     {stack['aws_endpoint_url']}",
         f"  admin token    {stack['admin_token']}",
         f"  seller token   {stack['seller_token']}   (seller s-1)",
         f"  demo partners  {'delivery, loyalty, food-ordering' if stack['demo_integrators'] else 'off'}",
         f"  state          {state_dir() / 'stack.json'}",
         "",
+        *(
+            [
+                "Track the demo order live, as its customer would (the partners walk it in a few seconds;",
+                "ORDER_RELAY_DEMO_STEP_SECONDS=10 slows them down; every new order answers its own tracking_url):",
+                f"  {stack['demo_tracking_url']}",
+                "",
+            ]
+            if stack.get("demo_tracking_url")
+            else []
+        ),
         "Create an order as the seller and watch it travel:",
         f"  curl -s -X POST {api}/api/v1/orders \\",
         f"    -H 'Authorization: Bearer {stack['seller_token']}' -H 'Content-Type: application/json' \\",

@@ -36,6 +36,10 @@ LOGICAL_IDS = {
     "bearer_auth": "BearerAuth",
     "dispatch_orders": "DispatchOrders",
     "sweep_outbox": "SweepOutbox",
+    "websocket_connect": "WebsocketConnect",
+    "websocket_message": "WebsocketMessage",
+    "websocket_disconnect": "WebsocketDisconnect",
+    "push_tracking": "PushTracking",
 }
 GATEWAY_RESPONSES = (
     ("UNAUTHORIZED", "401", "unauthorized", "missing bearer token"),
@@ -47,7 +51,13 @@ ROLE_IDS = {
     "bearer_auth": "BearerAuthRole",
     "dispatch_orders": "DispatchOrdersRole",
     "sweep_outbox": "SweepOutboxRole",
+    "websocket_connect": "WebsocketConnectRole",
+    "websocket_message": "WebsocketMessageRole",
+    "websocket_disconnect": "WebsocketDisconnectRole",
+    "push_tracking": "PushTrackingRole",
 }
+# The address tracking pages connect to, and that push_tracking posts to (Chalice names the API `WebsocketAPI`).
+WEBSOCKET_URL = {"Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
 
 
 def merge_template(stage: str, max_concurrency: int) -> dict[str, Any]:
@@ -71,6 +81,7 @@ def merge_template(stage: str, max_concurrency: int) -> dict[str, Any]:
                         "ORDERS_QUEUE_URL": {"Ref": "OrdersQueue"},
                         "NOTIFICATIONS_TOPIC_ARN": {"Ref": "NotificationsTopic"},
                         "SQS_PARTIAL_BATCH_RESPONSE": "true",
+                        "TRACKING_WEBSOCKET_URL": WEBSOCKET_URL,
                     }
                 }
             }
@@ -98,6 +109,10 @@ def merge_template(stage: str, max_concurrency: int) -> dict[str, Any]:
                 "ScalingConfig": {"MaximumConcurrency": max_concurrency},
             }
         }
+    }
+    # push_tracking hears only what customers hear (Chalice 1.34 cannot set an SNS filter policy).
+    resources["PushTracking"]["Properties"]["Events"] = {
+        "PushTrackingSnsSubscription": {"Properties": {"FilterPolicy": {"audience": ["customer"]}}}
     }
     return merged
 

@@ -39,6 +39,8 @@ def local_stack(
         "ORDER_RELAY_AWS_PORT": str(free_port()),
         "ORDER_RELAY_STATE_DIR": str(state),
         "ORDER_RELAY_DEMO": "1" if demo else "0",
+        "ORDER_RELAY_DEMO_ORDER": "0",  # tests count their own orders
+        "ORDER_RELAY_WS_PORT": "0",
         "NO_COLOR": "1",
         **(extra_env or {}),
     }

@@ -23,6 +23,7 @@ from chalicelib.portal import catalog
 from chalicelib.portal.access import OpenSessionRequest, PortalLinkRequest
 from chalicelib.portal.service import EndpointChange
 from chalicelib.tokens import CreateTokenRequest, IssuedToken
+from chalicelib.tracking.view import LinkIssued, TrackingDocument
 
 # view name -> (summary, request model, success status, response model)
 OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | None]] = {
@@ -32,6 +33,19 @@ OPERATIONS: dict[str, tuple[str, type[BaseModel] | None, int, type[BaseModel] | 
     "update_order": ("Change an order with a JSON merge patch (If-Match: version)", OrderPatch, 200, OrderResource),
     "cancel_order": ("Cancel an order; integrators that have it are told", None, 200, OrderResource),
     "list_deliveries": ("Every delivery attempt of an order", None, 200, None),
+    "read_tracking": (
+        "The public tracking view of one order, for the holder of its tracking link (header X-Tracking-Token; no "
+        "bearer token). Any bad link answers 404 link_not_valid",
+        None,
+        200,
+        TrackingDocument,
+    ),
+    "revoke_tracking_links": (
+        "Refuse every tracking link of the order issued so far and answer a new one (the order's seller or admin)",
+        None,
+        201,
+        LinkIssued,
+    ),
     "retry_delivery": ("Send a failed delivery again (admin)", None, 202, None),
     "create_token": ("Issue an API token, shown once (admin)", CreateTokenRequest, 201, IssuedToken),
     "list_tokens": ("List tokens without their secrets (admin)", None, 200, None),

@@ -16,6 +16,14 @@ PREFIX = "/api/v1"
 routes = RouteTable(PREFIX)
 
 
+def _with_tracking(request: Request, resource: dict[str, Any]) -> dict[str, Any]:
+    """The customer's tracking link, made per answer (a signature, no read): see chalicelib/tracking."""
+    from chalicelib.api.tracking import public_base
+    from chalicelib.tracking.service import link_for
+
+    return {**resource, "tracking_url": link_for(resource["id"], public_base(request))}
+
+
 def _order_response(resource: dict[str, Any], status: int = 200, extra: dict[str, str] | None = None) -> Response:
     headers = {"ETag": f'"{resource["version"]}"', **(extra or {})}
     return json_response(resource, status, headers)
@@ -35,7 +43,7 @@ def create_order(request: Request) -> Response:
     extra = {"Location": f"{PREFIX}/orders/{resource['id']}"}
     if replayed:
         extra["Idempotent-Replayed"] = "true"
-    return _order_response(resource, 201, extra)
+    return _order_response(_with_tracking(request, resource), 201, extra)
 
 
 @routes.route("/orders", ["GET"])
@@ -71,7 +79,7 @@ def list_orders(request: Request) -> Response:
 def get_order(request: Request, order_id: str) -> Response:
     from chalicelib.orders import service
 
-    return _order_response(service.get_order(order_id, principal_of(request)))
+    return _order_response(_with_tracking(request, service.get_order(order_id, principal_of(request))))
 
 
 @routes.route("/orders/{order_id}", ["PATCH"], content_types=["application/json", "application/merge-patch+json"])

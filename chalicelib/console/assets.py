@@ -33,6 +33,10 @@ CONTENT_TYPES: dict[str, str] = {
     "portal.js": JAVASCRIPT,
     "portal.css": "text/css; charset=utf-8",
     "icon.svg": "image/svg+xml",
+    # The customer's tracking page (served at /track by chalicelib/api/tracking.py).
+    "track.html": "text/html; charset=utf-8",
+    "track.css": "text/css; charset=utf-8",
+    "track.js": JAVASCRIPT,
 }
 
 # Only the console's own files: no inline script or style, no other host, not framable, no plugins.

@@ -160,6 +160,11 @@ class OrderResource(BaseModel):
     order: OrderDetailsOut
     deliveries: list[DeliveryView] = []
     timeline: list[TimelineEntry] = []
+    tracking_url: str | None = Field(
+        default=None,
+        description="The customer's live tracking page for this order (read-only capability link; "
+        "create and read answer it, lists leave it out)",
+    )
 
 
 class OrderList(BaseModel):

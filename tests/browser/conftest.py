@@ -46,6 +46,7 @@ class Stack:
         self.admin_token: str = info["admin_token"]
         self.seller_token: str = info["seller_token"]
         self.partner = partner
+        self.info = info  # all of stack.json (the tracking tests read the WebSocket API's addresses)
 
     def call(self, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}

@@ -116,30 +116,62 @@ def test_queue_has_a_dead_letter_queue_and_six_times_the_dispatcher_timeout() ->
     tables = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
     assert all(t["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for t in tables)
     ttl = {t["TableName"].rsplit("-", 1)[1] for t in tables if "TimeToLiveSpecification" in t}
-    assert ttl == {"deliveries", "idempotency"}
+    assert ttl == {"deliveries", "idempotency", "tracking"}
     alarms = {k for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms == {
         "DeadLetterQueueAlarm",
         "DeliveryFailuresAlarm",
         "DispatcherErrorsAlarm",
         "DispatcherThrottlesAlarm",
+        "TrackingErrorsAlarm",
         "Api5xxAlarm",
     }
 
 
 def test_roles_are_least_privilege(package: dict[str, Any]) -> None:
-    for function, role in (
-        ("api_handler", "ApiHandlerRole"),
-        ("dispatch_orders", "DispatchOrdersRole"),
-        ("bearer_auth", "BearerAuthRole"),
-        ("sweep_outbox", "SweepOutboxRole"),
-    ):
+    from tools.package import ROLE_IDS
+
+    assert set(ROLE_IDS) == set(FUNCTIONS)
+    for function, role in ROLE_IDS.items():
         policies = package["template"]["Resources"][role]["Properties"]["Policies"]
         assert [p["PolicyDocument"] for p in policies] == [policy_document("prod", function, cloudformation=True)]
         for statement in policies[0]["PolicyDocument"]["Statement"]:
             assert not any(action.endswith("*") for action in statement["Action"]), statement
             if statement["Resource"] == ["*"]:
                 assert statement["Sid"] == "Tracing"
+
+
+def test_the_websocket_api_and_its_fan_out_are_packaged(package: dict[str, Any]) -> None:
+    resources = package["template"]["Resources"]
+    assert resources["WebsocketAPI"]["Properties"]["ProtocolType"] == "WEBSOCKET"
+    assert {"WebsocketConnectRoute", "WebsocketMessageRoute", "WebsocketDisconnectRoute"} <= set(resources)
+    fan_out = resources["PushTracking"]["Properties"]
+    subscription = fan_out["Events"]["PushTrackingSnsSubscription"]["Properties"]
+    assert subscription["FilterPolicy"] == {"audience": ["customer"]}
+    assert subscription["Topic"]["Fn::Sub"].endswith(":order-relay-prod-notifications")
+    url = {"Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
+    for function in ("APIHandler", "PushTracking"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["TRACKING_WEBSOCKET_URL"] == url
+    manage = [
+        s
+        for s in resources["PushTrackingRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if "execute-api:ManageConnections" in s["Action"]
+    ]
+    assert manage == [
+        {
+            "Sid": manage[0]["Sid"],
+            "Effect": "Allow",
+            "Action": ["execute-api:ManageConnections"],
+            "Resource": [
+                {
+                    "Fn::Sub": f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:"
+                    f"${{WebsocketAPI}}/api/{method}/@connections/*"
+                }
+                for method in ("POST", "DELETE")
+            ],
+        }
+    ]
+    assert "WebsocketConnectEndpointURL" in package["template"]["Outputs"]
 
 
 def test_committed_policy_files_match_the_permission_table() -> None:
@@ -207,6 +239,17 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
         )
         if params.get("IndexName"):
             target += f"/index/{params['IndexName']}"
+        if params.get("SecretId") and not params["SecretId"].startswith("arn:"):
+            target += "-AbCdEf"  # IAM sees the secret's ARN, which ends in a random six-character suffix
+        if prefix == "execute-api":  # the @connections API: one IAM action, the method in the resource
+            method = {"PostToConnection": "POST", "DeleteConnection": "DELETE"}.get(operation, "GET")
+            recorded.append(
+                (
+                    "execute-api:ManageConnections",
+                    f"WEBSOCKET_API_ID/api/{method}/@connections/{params['ConnectionId']}",
+                )
+            )
+            return real(self, operation, params)
         if "TransactItems" in params:  # IAM authorises each item of a transaction as its own action
             kinds = {
                 "Put": "PutItem",
@@ -265,8 +308,12 @@ def test_api_handler_policy_covers_the_api(api: Api, calls: list[tuple[str, str]
         api.delete(f"/api/v1/tokens/{token['id']}")
         admin = api.post("/api/v1/tokens", {"role": "admin", "expires_in_seconds": 600}).json_body
         assert api.delete(f"/api/v1/tokens/{admin['id']}").status_code == 204  # checks the bootstrap token remains
+        tracked = api.get(f"/api/v1/orders/{order['id']}").json_body["tracking_url"].split("#", 1)[1]
+        assert api.get("/api/v1/track", headers={"X-Tracking-Token": tracked}, token="").status_code == 200
+        assert api.post(f"/api/v1/orders/{order['id']}/tracking-links").status_code == 201
         api.delete("/api/v1/integrators/p")
     assert len(calls) > 20
+    assert ("dynamodb:PutItem", "order-relay-test-tracking") in calls
     assert_covered("api_handler", calls)
 
 
@@ -299,3 +346,79 @@ def test_dispatcher_and_authorizer_and_sweeper_policies_cover_their_code(
     sweep_outbox()
     assert calls and ("dynamodb:Query", "order-relay-test-orders/index/outbox") in calls
     assert_covered("sweep_outbox", calls)
+
+
+def test_the_tracking_functions_policies_cover_their_code(
+    api: Api, app: Any, aws: dict[str, str], configure: Any, calls: list[tuple[str, str]]
+) -> None:
+    """$connect, the fan-out and $disconnect, each recorded on its own, through the local WebSocket API."""
+    import time
+
+    from websockets.sync.client import connect
+
+    from chalicelib.tracking.fanout import push_order, reset_client
+    from tools.local_websocket import LocalWebsocketApi
+
+    gateway = LocalWebsocketApi(app).start()
+    configure(TRACKING_WEBSOCKET_URL=gateway.websocket_url, TRACKING_MANAGEMENT_URL=gateway.management_url)
+    reset_client()
+    try:
+        order = api.post("/api/v1/orders", order_body()).json_body
+        token = order["tracking_url"].split("#", 1)[1]
+        calls.clear()
+        page = connect(f"{gateway.websocket_url}?token={token}")
+        assert ("dynamodb:PutItem", "order-relay-test-tracking") in calls
+        assert_covered("websocket_connect", calls)
+        page.send('{"action": "ping"}')
+        calls.clear()
+        assert push_order(order["id"]).sent == 1
+        assert any(action == "execute-api:ManageConnections" for action, _ in calls)
+        assert_covered("push_tracking", calls)
+        api.post(f"/api/v1/orders/{order['id']}/tracking-links")  # the next change closes the revoked page
+        calls.clear()
+        assert push_order(order["id"]).revoked == 1
+        # The closed connection's $disconnect (another function) runs in the gateway's thread meanwhile.
+        assert_covered("push_tracking", [c for c in calls if not c[1].endswith("/index/by_connection")])
+        page.close()
+        time.sleep(0.3)
+        fresh = api.get(f"/api/v1/orders/{order['id']}").json_body["tracking_url"].split("#", 1)[1]
+        page = connect(f"{gateway.websocket_url}?token={fresh}")
+        calls.clear()
+        page.close()
+        deadline = time.monotonic() + 5
+        while ("dynamodb:Query", "order-relay-test-tracking/index/by_connection") not in calls:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert_covered("websocket_disconnect", calls)
+    finally:
+        gateway.stop()
+        reset_client()
+
+
+def test_make_deploy_wires_live_tracking_after_chalice_deploy(aws: dict[str, str]) -> None:
+    """What Chalice 1.34 cannot express: the WebSocket URL in the API and the fan-out, the fan-out's filter."""
+    from tools.deploy import wire_tracking
+
+    lam = boto3.client("lambda", region_name="us-east-1")
+    sns = boto3.client("sns", region_name="us-east-1")
+    role = boto3.client("iam", region_name="us-east-1").create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+    arns = {}
+    for name in ("api_handler", "push_tracking"):
+        arns[name] = lam.create_function(
+            FunctionName=f"order-relay-test-{name}",
+            Runtime="python3.12",
+            Role=role["Role"]["Arn"],
+            Handler="app.app",
+            Code={"ZipFile": b"x"},
+            Environment={"Variables": {"KEEP": "me"}},
+        )["FunctionArn"]
+    sns.subscribe(TopicArn=aws["NOTIFICATIONS_TOPIC_ARN"], Protocol="lambda", Endpoint=arns["push_tracking"])
+    url = "wss://abc123.execute-api.us-east-1.amazonaws.com/api"
+    wire_tracking(lam, sns, "test", url)
+    for name in arns:
+        variables = lam.get_function_configuration(FunctionName=f"order-relay-test-{name}")["Environment"]
+        assert variables["Variables"] == {"KEEP": "me", "TRACKING_WEBSOCKET_URL": url}
+    subscription = sns.list_subscriptions_by_topic(TopicArn=aws["NOTIFICATIONS_TOPIC_ARN"])["Subscriptions"][0]
+    attributes = sns.get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])["Attributes"]
+    assert json.loads(attributes["FilterPolicy"]) == {"audience": ["customer"]}

@@ -33,7 +33,8 @@ def test_a_cold_dispatcher_and_api_build_one_client_per_service(
     cold_container()
     with recording() as created:
         assert api.post("/api/v1/orders", order_body()).status_code == 201
-    assert Counter(created.clients) == {"dynamodb": 1, "sqs": 1}
+    # secretsmanager: the tracking-link key that signs the order's tracking_url (read once per 5 minutes).
+    assert Counter(created.clients) == {"dynamodb": 1, "sqs": 1, "secretsmanager": 1}
 
     cold_container()
     with recording() as dispatched:

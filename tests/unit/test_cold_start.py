@@ -56,3 +56,18 @@ def test_the_authorizer_checks_a_token_without_pydantic_or_powertools() -> None:
         "assert answer['policyDocument']['Statement'][0]['Effect'] == 'Allow', answer\n"
     )
     assert loaded_after(code) == ["botocore", "pynamodb"]
+
+
+def test_the_tracking_fan_out_of_an_unwatched_order_loads_neither_pydantic_nor_powertools() -> None:
+    """Every customer notification reaches push_tracking; most orders have no page open. Stubbed: no AWS here."""
+    code = (
+        "import app\n"
+        "from chalicelib.tracking import store\n"
+        "store.watchers = lambda order_id: iter(())\n"
+        "attributes = {'audience': {'Type': 'String', 'Value': 'customer'}, "
+        "'order_id': {'Type': 'String', 'Value': 'ord_1'}}\n"
+        "event = {'Records': [{'EventSource': 'aws:sns', 'EventSubscriptionArn': 'arn:s', "
+        "'Sns': {'Message': '{}', 'Subject': None, 'MessageAttributes': attributes}}]}\n"
+        "assert app.push_tracking(event, None) == {'orders': 1, 'sent': 0, 'gone': 0}\n"
+    )
+    assert loaded_after(code) == ["botocore", "pynamodb"]
