@@ -13,17 +13,13 @@ from typing import Any
 
 from chalice.app import AuthRequest, AuthResponse, Chalice, Rate, SNSEvent, SQSEvent, WebsocketEvent
 
-from chalicelib.api import callbacks, docs, integrators, orders, portal, tokens, tracking
+from chalicelib.api import callbacks, console, docs, integrators, orders, portal, tokens, tracking
 from chalicelib.api.authorizer import authorize
-from chalicelib.api.console import console
 from chalicelib.api.middleware import per_invocation
 from chalicelib.settings import DEFAULT_DISPATCH_MAX_CONCURRENCY, required_setting
 
 app = Chalice(app_name="order-relay", configure_logs=False)
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-app.register_blueprint(console)
-app.register_blueprint(portal.page)
-app.register_blueprint(tracking.page)
 # Read when the app is loaded for deployment (`make package` / `make deploy` pass the stage's variables from
 # .chalice/config.json) and in each function. No default: a guessed name would wire a stage to another's queue.
 ORDERS_QUEUE_NAME = os.environ.get("ORDERS_QUEUE_NAME") or required_setting("ORDERS_QUEUE_NAME")
@@ -49,6 +45,9 @@ for table in (
     portal.routes,
     tracking.routes,
     docs.routes,
+    console.routes,
+    portal.pages,
+    tracking.pages,
 ):
     table.attach(app, bearer_auth)
 

@@ -3,7 +3,6 @@ from the same description that deploys them (infra.resources), so tests and AWS 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,36 +26,9 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 from moto import mock_aws  # noqa: E402  (moto must patch botocore before any client exists)
 
+from tests.support.api import ADMIN_TOKEN, STAGE, Api  # noqa: E402
+from tests.support.aws import atomic_moto_writes  # noqa: E402
 from tools.caches import reset_all  # noqa: E402
-
-ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
-STAGE = "test"
-
-
-def atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each conditional write atomically; moto checks the condition and writes in two steps,
-    so two threads can both pass one condition. Serialise moto's writes, as the real service does per item.
-
-    Reads too: moto keeps a table's items in a defaultdict, so reading a missing item adds an empty partition,
-    and a transaction deep-copies the table to roll back. A read in one thread during another's transaction
-    failed it with "dictionary changed size during iteration" (a crashed batch, whose messages come back only
-    after the visibility timeout: a delivery sent but not recorded for minutes, seen under load)."""
-    import functools
-    import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    reads = ("get_item", "query", "scan")  # batch and transactional reads go through get_item
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", *reads):
-        original = getattr(DynamoDBBackend, name)
-
-        @functools.wraps(original)
-        def serialised(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, serialised)
 
 
 @pytest.fixture
@@ -104,46 +76,6 @@ def app(aws: dict[str, str]) -> Any:
     return application.app
 
 
-class Api:
-    """`chalice.test.Client` with JSON helpers and a default token."""
-
-    def __init__(self, client: Any, token: str) -> None:
-        self._client = client
-        self.token = token
-
-    def as_(self, token: str) -> Api:
-        return Api(self._client, token)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        token: str | None = None,
-        raw: bytes | None = None,
-    ) -> Any:
-        all_headers = {"Content-Type": "application/json"}
-        effective = self.token if token is None else token
-        if effective:
-            all_headers["Authorization"] = f"Bearer {effective}"
-        all_headers.update(headers or {})
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        return self._client.http.request(method, path, headers=all_headers, body=data)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.request("POST", path, body, **kw)
-
-    def patch(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.request("PATCH", path, body, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.request("DELETE", path, **kw)
-
-
 @pytest.fixture
 def api(app: Any, tmp_path: Any) -> Iterator[Api]:
     """The test client reads a project directory whose stage sets no variables: the real .chalice/config.json
@@ -163,23 +95,6 @@ def seller_token(api: Api) -> str:
     return str(response.json_body["token"])
 
 
-def queue_messages(queue_url: str, max_messages: int = 10) -> list[dict[str, Any]]:
-    """Drain what is visible on a queue now (moto, no waiting)."""
-    import boto3
-
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    found: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=max_messages, MessageAttributeNames=["All"], AttributeNames=["All"]
-        ).get("Messages", [])
-        if not batch:
-            return found
-        found.extend(dict(message) for message in batch)
-        for message in batch:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-
 @pytest.fixture
 def phone(aws: dict[str, str]) -> str:
     """An SQS queue subscribed to the notifications topic: what a customer's device would receive."""
@@ -192,11 +107,6 @@ def phone(aws: dict[str, str]) -> str:
         TopicArn=aws["NOTIFICATIONS_TOPIC_ARN"], Protocol="sqs", Endpoint=arn
     )
     return str(url)
-
-
-def notifications(phone_url: str) -> list[dict[str, Any]]:
-    """Everything published to the topic since the last call (as the subscribed queue received it)."""
-    return [json.loads(m["Body"]) for m in queue_messages(phone_url)]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalice.app import Blueprint, Request, Response
+from chalice.app import Request, Response
 
 from chalicelib.api.http import RouteTable, correlation_id, error_response, header, int_query, json_response
 from chalicelib.errors import NotFound
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 PREFIX = "/api/v1"
 routes = RouteTable(PREFIX)
-page = Blueprint(__name__)
+pages = RouteTable(prefix="")  # the page itself, outside /api/v1
 
 
 def _session(request: Request, scope: Scope = Scope.VIEW) -> PortalSession:
@@ -193,14 +193,13 @@ def portal_catalog(request: Request) -> Response:
 # --- the page ------------------------------------------------------------------------------------------------------
 
 
-@page.route("/portal", methods=["GET"])
-def portal_page() -> Response:
+@pages.route("/portal", ["GET"], public=True)
+def portal_page(request: Request) -> Response:
     """The portal's page: its scripts are served beside the console's (/console/portal.js), sharing api.js and
     dom.js; the link's code is read from the URL fragment by the page, never sent here."""
     from chalicelib.console.assets import serve
 
-    request = page.current_request
-    served = serve("portal.html", header(request, "if-none-match") if request is not None else None)
+    served = serve("portal.html", header(request, "if-none-match"))
     if served is None:  # pragma: no cover - the file ships with the package
         return error_response(NotFound("no portal page"))
     headers: dict[str, str | list[str]] = dict(served.headers)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from chalice.app import Blueprint, Request, Response
+from chalice.app import Request, Response
 
 from chalicelib.api.http import RouteTable, error_response, header, json_response, principal_of
 from chalicelib.errors import NotFound
 
 routes = RouteTable("/api/v1")
-page = Blueprint(__name__)
+pages = RouteTable(prefix="")  # the page itself, outside /api/v1
 
 
 def public_base(request: Request) -> str:
@@ -60,13 +60,12 @@ def tracking_csp(websocket_url: str | None) -> str:
     return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
 
 
-@page.route("/track", methods=["GET"])
-def tracking_page() -> Response:
+@pages.route("/track", ["GET"], public=True)
+def tracking_page(request: Request) -> Response:
     from chalicelib.console.assets import serve
     from chalicelib.settings import get_settings
 
-    request = page.current_request
-    served = serve("track.html", header(request, "if-none-match") if request is not None else None)
+    served = serve("track.html", header(request, "if-none-match"))
     if served is None:
         return error_response(NotFound("no tracking page"))
     headers: dict[str, str | list[str]] = dict(served.headers)

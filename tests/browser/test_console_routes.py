@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.api import Api
 
 FILES = {
     "/console": "text/html; charset=utf-8",

@@ -18,7 +18,7 @@ import pytest
 
 from infra.policies import FUNCTIONS, PERMISSIONS, policy_document, policy_file
 from infra.resources import template
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.deploy import enable_partial_batch_responses
 from tools.poller import drain

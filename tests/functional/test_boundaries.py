@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import clock
-from tests.conftest import ADMIN_TOKEN, Api
-from tests.functional import test_found_by_fuzzing
+from tests.functional import test_hostile_numbers_urls_and_answers as hostile
 from tests.functional.test_callbacks import Partner
+from tests.support.api import ADMIN_TOKEN, Api
 from tests.support.fake_integrator import FakeIntegrator
 from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"
 INTEGRATORS = "/api/v1/integrators"
 TOKENS = "/api/v1/tokens"
-dns = test_found_by_fuzzing.dns  # names the resolver knows, no network
+dns = hostile.dns  # names the resolver knows, no network
 
 
 @pytest.fixture

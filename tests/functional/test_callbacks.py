@@ -11,7 +11,8 @@ import boto3
 import pytest
 import standardwebhooks
 
-from tests.conftest import Api, notifications
+from tests.support.api import Api
+from tests.support.aws import notifications
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 from tools.sample_order import order_body

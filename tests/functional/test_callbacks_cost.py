@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, notifications
 from tests.functional.test_callbacks import ORDERS, Partner
+from tests.support.api import Api
+from tests.support.aws import notifications
 from tests.support.fake_integrator import FakeIntegrator
 from tools.poller import drain
 from tools.sample_order import order_body

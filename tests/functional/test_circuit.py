@@ -13,7 +13,8 @@ import pytest
 
 from chalicelib.domain import clock
 from chalicelib.messages import ProbeCircuit
-from tests.conftest import Api, notifications
+from tests.support.api import Api
+from tests.support.aws import notifications
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tests.support.logs import captured_logs
 from tools.poller import drain, poll_once

@@ -10,7 +10,7 @@ from typing import Any
 from bench.aws_requests import recording
 from chalicelib.aws import reset_clients
 from chalicelib.db.records import unbind_tables
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 from tools.sample_order import order_body

@@ -17,7 +17,8 @@ import standardwebhooks
 
 from chalicelib.domain.clock import iso
 from chalicelib.messages import AckCheck
-from tests.conftest import Api, notifications
+from tests.support.api import Api
+from tests.support.aws import notifications
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 

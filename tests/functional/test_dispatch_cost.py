@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain, poll_once
 from tools.sample_order import order_body

@@ -12,7 +12,8 @@ import boto3
 import pytest
 import standardwebhooks
 
-from tests.conftest import Api, queue_messages
+from tests.support.api import Api
+from tests.support.aws import queue_messages
 from tests.support.fake_integrator import CloseConnection, FakeIntegrator, Hang, Reply
 from tools.poller import drain, poll_once
 from tools.sample_order import order_body

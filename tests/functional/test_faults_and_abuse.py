@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ADMIN_TOKEN, Api, notifications, queue_messages
 from tests.functional.test_callbacks import Partner
 from tests.functional.test_dispatcher import HMAC_SECRET, crash_one_batch
+from tests.support.api import ADMIN_TOKEN, Api
+from tests.support.aws import notifications, queue_messages
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tests.support.logs import captured_logs
 from tools.poller import drain

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Api, notifications
+from tests.support.api import ADMIN_TOKEN, Api
+from tests.support.aws import notifications
 from tests.support.fake_integrator import FakeIntegrator, Huge, Reply
 from tests.support.logs import captured_logs
 from tools.poller import drain

@@ -12,8 +12,8 @@ import pytest
 
 from chalicelib.domain import clock
 from chalicelib.messages import ProbeCircuit
-from tests.conftest import Api
 from tests.functional.test_callbacks import ORDERS, Partner
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 from tools.sample_order import order_body

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 
 from chalicelib.db.orders import LEGACY_OUTBOX, LEGACY_OVERDUE
-from tests.conftest import Api
+from tests.support.api import Api
 from tools.migrate import migrate
 from tools.sample_order import SAMPLE_ORDER, order_body
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import notifications
+from tests.support.aws import notifications
 from tools.poller import drain
 
 

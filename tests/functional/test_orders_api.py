@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, queue_messages
+from tests.support.api import Api
+from tests.support.aws import queue_messages
 from tools.sample_order import order_body
 
 ORDERS = "/api/v1/orders"

@@ -10,7 +10,7 @@ from typing import Any
 from bench import heat
 from bench.life import INTEGRATORS
 from bench.stack import ADMIN_TOKEN, api_client, call, register_partners
-from tests.conftest import STAGE
+from tests.support.api import STAGE
 from tests.support.fake_integrator import FakeIntegrator
 
 ORDERS, SELLERS, CUSTOMERS = 20, 4, 10

@@ -13,7 +13,8 @@ import standardwebhooks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Api, queue_messages
+from tests.support.api import Api
+from tests.support.aws import queue_messages
 from tests.support.fake_integrator import FakeIntegrator
 from tools.poller import drain
 from tools.sample_order import order_body

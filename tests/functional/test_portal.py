@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import standardwebhooks
 
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import drain
 from tools.sample_order import order_body

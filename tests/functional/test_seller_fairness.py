@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.db import integrator_control, quotas
-from tests.conftest import Api
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
 from tools.poller import poll_once
 from tools.sample_order import order_body

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import Api
 from tests.functional.test_callbacks import Partner
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator
 from tools.poller import drain
 from tools.sample_order import order_body

@@ -14,9 +14,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import Api
 from tests.functional.test_callbacks import Partner
 from tests.functional.test_tracking import token_of
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator
 from tools.local_tracking import forward_notifications, subscribe_queue
 from tools.local_websocket import LocalWebsocketApi

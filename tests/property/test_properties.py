@@ -21,8 +21,8 @@ from pydantic import ValidationError
 from chalicelib.domain.order_status import ENDS, REPORTABLE, can_move, rank
 from chalicelib.integrators.signing import SignatureError, generate_secret, signature_headers, verify
 from chalicelib.orders.models import CreateOrderRequest
-from tests.conftest import Api
 from tests.functional.test_callbacks import Partner
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator
 from tools.poller import drain
 from tools.sample_order import order_body

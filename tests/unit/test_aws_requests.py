@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.aws_requests import recording
-from tests.conftest import ADMIN_TOKEN, Api
+from tests.support.api import ADMIN_TOKEN, Api
 from tools.sample_order import order_body
 
 

@@ -14,8 +14,8 @@ import boto3
 import pytest
 
 from chalicelib.db.concurrency import StaleWrite
-from tests.conftest import Api
 from tests.functional.test_callbacks import Partner
+from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Huge, Trickle
 from tests.support.logs import captured_logs
 from tools.poller import drain
