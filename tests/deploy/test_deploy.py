@@ -230,6 +230,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
         prefix = self.meta.service_model.signing_name
         target = (
             params.get("TableName")
+            or next(iter(params.get("RequestItems") or {}), None)  # BatchGetItem / BatchWriteItem
             or params.get("QueueUrl", "").rsplit("/", 1)[-1]
             or params.get("QueueName")
             or params.get("TopicArn", "").rsplit(":", 1)[-1]
