@@ -252,7 +252,8 @@ class DeliveryRecord(Record):
     waiting_rank = NumberAttribute(null=True)  # attempt * 1000 + resume of waiting_job: a park never goes back
     run = JSONAttribute(null=True)
     claimed_until = UnicodeAttribute(null=True)
-    callback_answers = JSONAttribute(default=list)  # CallbackAnswer dicts: the integrator's last callbacks
+    callback_answers = JSONAttribute(null=True)  # as rows written before `answers` keep them (plain JSON)
+    answers = BinaryAttribute(null=True, legacy_encoding=False)  # the integrator's last callbacks (db/deliveries.py)
     registration_id = UnicodeAttribute(null=True)  # the integrator registration the row belongs to
     updated_at = UnicodeAttribute()
     revision = NumberAttribute(default=0)

@@ -110,13 +110,15 @@ def test_a_crash_after_the_order_moved_is_decided_again_and_moves_nothing_twice(
 
 def answers_on_row(aws: dict[str, str], order_id: str, integrator: str) -> list[dict[str, Any]]:
     import json
+    import zlib
 
     import boto3
 
     row = boto3.client("dynamodb", region_name="us-east-1").get_item(
         TableName=aws["DELIVERIES_TABLE"], Key={"order_id": {"S": order_id}, "sk": {"S": f"state#{integrator}"}}
     )["Item"]
-    return list(json.loads(row["callback_answers"]["S"]))
+    assert "callback_answers" not in row, "the answers are kept packed, not also as plain JSON"
+    return list(json.loads(zlib.decompress(row["answers"]["B"])))
 
 
 def test_a_webhook_id_is_remembered_for_the_whole_replay_window_however_many_came_after(
@@ -213,3 +215,29 @@ def test_forged_signatures_cost_at_most_one_secret_read_per_name_every_few_secon
     assert courier.post(body, secret=forged).status_code == 401
     assert requests(aws_calls, aws) == {"GetItem integrators": 1, "GetSecretValue secretsmanager": 1}
     assert courier.status(order_id, "accepted").status_code == 200, "the real secret still works meanwhile"
+
+
+def test_a_row_written_before_answers_were_packed_still_answers_its_replays(
+    api: Api, delivered: Any, aws: dict[str, str]
+) -> None:
+    """Rows of a deployed stack keep their answers as plain JSON (`callback_answers`) until their next write: a
+    replay of a callback they remember is still answered from them, and that next write packs the answers."""
+    import zlib
+
+    import boto3
+
+    order_id, courier, _ = delivered
+    first = courier.post({"order_id": order_id, "status": "location_0"}, msg_id="loc-0")
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    key = {"order_id": {"S": order_id}, "sk": {"S": "state#courier"}}
+    packed = dynamodb.get_item(TableName=aws["DELIVERIES_TABLE"], Key=key)["Item"]["answers"]["B"]
+    dynamodb.update_item(  # the row as the code before the packed attribute wrote it
+        TableName=aws["DELIVERIES_TABLE"],
+        Key=key,
+        UpdateExpression="SET callback_answers = :plain REMOVE answers",
+        ExpressionAttributeValues={":plain": {"S": zlib.decompress(packed).decode()}},
+    )
+    replay = courier.post({"order_id": order_id, "status": "location_0"}, msg_id="loc-0")
+    assert replay.json_body == {**first.json_body, "duplicate": True}
+    assert courier.post({"order_id": order_id, "status": "location_1"}, msg_id="loc-1").status_code == 202
+    assert [a["webhook_id"] for a in answers_on_row(aws, order_id, "courier")] == ["loc-0", "loc-1"]
