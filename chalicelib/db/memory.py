@@ -48,6 +48,7 @@ class MemoryOrders:
                     "updated_at": changed.updated_at,
                     "timeline": [entry.model_copy() for entry in changed.timeline],
                     "outbox": None if clear_outbox else stored.outbox,
+                    "outbox_queued": False if clear_outbox else stored.outbox_queued,
                 },
                 deep=True,
             )
@@ -69,12 +70,16 @@ class MemoryOrders:
             stored = self._orders.get(order_id)
             if stored is None or stored.outbox is None or stored.outbox.event_id != event_id:
                 return False
-            self._orders[order_id] = stored.model_copy(update={"outbox": None})
+            self._orders[order_id] = stored.model_copy(update={"outbox": None, "outbox_queued": False})
             return True
 
     def pending_outbox(self, older_than: str, limit: int = 100) -> list[str]:
         with self._lock:
-            pending = [o for o in self._orders.values() if o.outbox is not None and o.outbox.occurred_at < older_than]
+            pending = [
+                o
+                for o in self._orders.values()
+                if o.outbox is not None and not o.outbox_queued and o.outbox.occurred_at < older_than
+            ]
         return [o.id for o in sorted(pending, key=lambda o: o.outbox.occurred_at if o.outbox else "")][:limit]
 
     def list_orders(self, flt: ListFilter, limit: int, cursor: str | None) -> Page:

@@ -88,6 +88,7 @@ def _to_domain(record: OrderRecord) -> Order:
         details=content["details"],
         timeline=content["timeline"] or [],
         outbox=OrderEvent.model_validate(record.outbox) if record.outbox else None,
+        outbox_queued=bool(record.outbox) and record.outbox_pk is None,
         overdue_integrators=list(record.overdue_integrators or []),
     )
 
@@ -107,9 +108,10 @@ def _to_record(order: Order) -> OrderRecord:
     )
     if order.outbox is not None:
         record.outbox = order.outbox.model_dump(mode="json")
-        record.outbox_pk = outbox_key(order.id)
-        record.outbox_at = order.outbox.occurred_at
         record.outbox_event_id = order.outbox.event_id
+        if not order.outbox_queued:  # the sweeper's index: only events the queue may not have
+            record.outbox_pk = outbox_key(order.id)
+            record.outbox_at = order.outbox.occurred_at
     if order.overdue_integrators:
         record.overdue_integrators = order.overdue_integrators
         record.overdue = overdue_key(order.id)

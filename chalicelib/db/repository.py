@@ -26,7 +26,8 @@ class OrderRepository(Protocol):
     """Orders, written only under the version read (StaleWrite otherwise)."""
 
     def insert(self, order: Order) -> None:
-        """Store a new order; StaleWrite if its id exists."""
+        """Store a new order; StaleWrite if its id exists. An outbox event the queue already has
+        (`order.outbox_queued`) is kept on the order but not offered to the sweeper (`pending_outbox`)."""
 
     def replace(self, order: Order, expected_version: int) -> None:
         """Write `order` (version already bumped) if the stored one is still `expected_version`."""

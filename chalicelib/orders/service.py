@@ -61,25 +61,27 @@ def _dump(resource: OrderResource) -> dict[str, Any]:
 # --- outbox --------------------------------------------------------------------------------------------------
 
 
-def publish_outbox(order: Order, *, dispatcher_clears: bool = False) -> bool:
-    """Send the order's pending event. A failure is logged, not raised: the saved order stays flagged and the
-    sweeper sends it later, so a client never sees an error for an order that was in fact accepted.
-
-    `dispatcher_clears`: leave the flag for the dispatcher, whose write on the order once it has the event (the
-    move to `dispatched`) removes it at no extra request; should the dispatcher lag behind the sweeper's grace
-    period, the sweeper sends the event once more and clears the flag itself (a duplicate the dispatcher ignores).
-    """
-    event = order.outbox
-    if event is None:
-        return True
+def _send(order: Order, event: OrderEvent) -> bool:
+    """Put the event on the queue; a failure is logged and counted, not raised (the sweeper sends it later)."""
     try:
         queue.send(event, correlation_id=event.correlation_id)
     except Exception:  # noqa: BLE001 - any send failure is recovered by the sweeper
         logger.warning("queue send failed; the sweeper will retry", extra={"order_id": order.id}, exc_info=True)
         count("OutboxSendFailed")
         return False
-    if not dispatcher_clears:
-        repo().orders.clear_outbox(order.id, event.event_id)
+    return True
+
+
+def publish_outbox(order: Order) -> bool:
+    """Send the saved order's pending event, then clear its mark. A failure is logged, not raised: the saved order
+    stays flagged and the sweeper sends it later, so a client never sees an error for an order that was in fact
+    changed."""
+    event = order.outbox
+    if event is None:
+        return True
+    if not _send(order, event):
+        return False
+    repo().orders.clear_outbox(order.id, event.event_id)
     return True
 
 
@@ -120,6 +122,7 @@ def _create(data: dict[str, Any]) -> dict[str, Any]:
     now = iso()
     order_id = new_order_id()
     payload = request.model_dump(mode="json")
+    event = OrderEvent(type=EventType.CREATED, order_id=order_id, version=1, correlation_id=data["correlation_id"])
     order = Order(
         id=order_id,
         status=OrderStatus.PENDING,
@@ -130,13 +133,24 @@ def _create(data: dict[str, Any]) -> dict[str, Any]:
         seller=payload["seller"],
         details=payload["order"],
         timeline=[TimelineEntry(status=OrderStatus.PENDING, at=now, source="api", message="order received")],
-        outbox=OrderEvent(type=EventType.CREATED, order_id=order_id, version=1, correlation_id=data["correlation_id"]),
+        outbox=event,
     )
-    repo().orders.insert(order)
-    publish_outbox(order, dispatcher_clears=True)  # one write fewer per order (the dispatcher's clears it)
+    _insert_queued(order, event)
     count("OrdersCreated")
     logger.info("order created", extra={"order_id": order_id, "seller_id": order.seller_id})
     return _dump(to_resource(order, with_deliveries=False))
+
+
+def _insert_queued(order: Order, event: OrderEvent) -> None:
+    """A create sends its event first and writes the order second, so the outbox index is not needed for it (two
+    index writes fewer per order: the mark and its removal, issue 22): a crash between the two leaves an event
+    without an order, which the dispatcher drops once no create can still be writing it
+    (`dispatch/order_events.py` `CREATE_WRITE_WINDOW_SECONDS`), and the client, who got no 201, retries. A send
+    that fails falls back to the outbox: the order is written with its mark in the index and the sweeper sends
+    it, so the client still gets its order while the queue is down. Either way the event stays on the row
+    (`outbox`) until the dispatcher's `dispatched` write removes it at no extra request."""
+    queued = _send(order, event)
+    repo().orders.insert(order.model_copy(update={"outbox_queued": queued}))
 
 
 def create_order(
@@ -213,6 +227,7 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 def _save_change(order: Order, expected_version: int) -> Order:
+    order = order.model_copy(update={"outbox_queued": False})  # a new event: the sweeper sees it until it is sent
     repo().orders.replace(order, expected_version)  # StaleWrite when someone else changed it first
     publish_outbox(order)
     return order

@@ -191,14 +191,14 @@ def test_a_key_whose_first_request_is_still_running_answers_409_with_retry_after
     from chalicelib.orders import service
 
     reached, release = threading.Event(), threading.Event()
-    publish = service.publish_outbox
+    send = service._send
 
-    def held(order: Any, **kw: Any) -> bool:  # the first create is held between its two writes
+    def held(order: Any, event: Any) -> bool:  # the first create is held before it writes the order
         reached.set()
         release.wait(10)
-        return publish(order, **kw)
+        return send(order, event)
 
-    monkeypatch.setattr(service, "publish_outbox", held)
+    monkeypatch.setattr(service, "_send", held)
     first: list[Any] = []
     thread = threading.Thread(target=lambda: first.append(create(api, headers={"Idempotency-Key": "k-3"})))
     thread.start()

@@ -20,9 +20,9 @@ def test_no_key_passes_a_partitions_writes_at_2000_orders_a_second_and_an_order_
     app: Any, aws: dict[str, str], configure: Callable[..., None], fake: FakeIntegrator, tmp_path: Any
 ) -> None:
     """Issue 22's rule on a real run: no partition key of any table or index takes over 1,000 WCU/s at 2,000
-    orders/s (the run's mix scaled up), and an order's life makes at most 30 item writes across the tables and
-    the indexes the order needs; the integrator portal's list (issue 24) adds exactly one index write per
-    delivery, when its row is created. A new index or key that breaks either fails here (and in `make bench`)."""
+    orders/s (the run's mix scaled up), and an order's life makes at most 30 item writes across every table and
+    index, the integrator portal's list (issue 24: exactly one index write per delivery, when its row is created)
+    included. A new index or key that breaks either fails here (and in `make bench`)."""
     configure(ORDER_RELAY_ADMIN_TOKEN=ADMIN_TOKEN)
     with api_client(app, tmp_path) as client:
         secrets = register_partners(client, fake, INTEGRATORS)
@@ -37,12 +37,12 @@ def test_no_key_passes_a_partitions_writes_at_2000_orders_a_second_and_an_order_
     assert heat.over_limit(found) == [], [row.label() for row in heat.over_limit(found)]
     portal = rows["deliveries by_integrator"]
     assert portal.writes_per_order == len(INTEGRATORS), "the portal's list: one write per delivery"
-    assert found.total_writes_per_order - portal.writes_per_order <= 30
+    assert found.total_writes_per_order <= 30
     shards = rows["orders by_shard"]
     assert shards.writes_per_order == 1 and shards.keys > 1, "one write per order, spread over the shards"
     assert rows["orders by_seller_keys"].keys == SELLERS and rows["orders by_user_keys"].keys == CUSTOMERS
     assert rows["orders by_seller_keys"].writes_per_order == 1, "a status move writes no list index"
-    assert rows["orders outbox"].writes_per_order == 2 and rows["orders outbox"].keys > 1, "put, cleared; sharded"
+    assert rows["orders outbox"].writes == 0, "a create's event is queued before its order is written"
     assert rows["orders (table)"].keys == ORDERS and rows["orders (table)"].label() == "id=<one order>"
     assert rows["deliveries by_integrator_status"].writes == 0, "sparse: no delivery failed or waited"
     assert tokens and "tokens (table)" in rows and rows["tokens (table)"].writes == 0, "setup is not counted"

@@ -104,6 +104,19 @@ def test_the_outbox_mark_is_cleared_only_for_its_own_event(store: Repositories) 
     assert store.orders.pending_outbox("2026-12-04") == []
 
 
+def test_an_event_the_queue_already_has_stays_on_the_order_but_is_not_offered_to_the_sweeper(
+    store: Repositories,
+) -> None:
+    queued = order(1, outbox=True).model_copy(update={"outbox_queued": True})
+    store.orders.insert(queued)
+    stored = store.orders.get("ord_0001")
+    assert stored is not None and stored.outbox == queued.outbox and stored.outbox_queued
+    assert store.orders.pending_outbox("2026-12-04") == []
+    assert queued.outbox is not None and store.orders.clear_outbox("ord_0001", queued.outbox.event_id)
+    cleared = store.orders.get("ord_0001")
+    assert cleared is not None and cleared.outbox is None and not cleared.outbox_queued
+
+
 def test_pages_are_newest_first_and_a_cursor_fits_only_its_own_query(store: Repositories) -> None:
     for n in range(1, 8):
         store.orders.insert(order(n, seller="s-1" if n % 2 else "s-2", user=f"u-{n % 3}"))

@@ -5,7 +5,6 @@ the storage contract that keeps the twin honest)."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -142,16 +141,27 @@ def test_status_only_moves_forward(twin: Twin) -> None:
 def test_the_sweeper_requeues_only_events_that_never_reached_the_queue(
     twin: Twin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.settings import reset_settings
+    """A create sends its event before writing the order; only when that send fails is the order left for the
+    sweeper, which sends it once the grace period is over."""
+    from datetime import timedelta
 
-    monkeypatch.setenv("SWEEPER_GRACE_SECONDS", "0")  # by default a younger order is left to its own request
-    reset_settings()
+    from chalicelib import queue
+    from chalicelib.domain.clock import utcnow
+    from chalicelib.settings import get_settings
+
+    sent_first = queue.send
+
+    def refused(*args: Any, **kwargs: Any) -> str:
+        raise ConnectionError("SQS unreachable")
+
+    monkeypatch.setattr(queue, "send", refused)
     lost = create()["id"]
-    sent = create()["id"]
-    stored = twin.repos.orders.get(sent)
-    assert stored is not None and stored.outbox is not None
-    twin.repos.orders.clear_outbox(sent, stored.outbox.event_id)
+    monkeypatch.setattr(queue, "send", sent_first)
+    queued = create()["id"]
+    assert [m.order_id for m in twin.queued] == [queued]  # type: ignore[attr-defined]
     twin.queued.clear()
-    time.sleep(0.002)  # strictly older than the cut-off, to the millisecond
+    assert service.sweep_outbox() == 0, "within the grace period the create's own request may still send it"
+    grace = timedelta(seconds=get_settings().sweeper_grace_seconds + 1)
+    monkeypatch.setattr(service, "utcnow", lambda: utcnow() + grace)
     assert service.sweep_outbox() == 1
     assert [m.order_id for m in twin.queued] == [lost]  # type: ignore[attr-defined]
