@@ -19,9 +19,10 @@ SQS_PER_M = 0.40  # standard queue, per 64 KB chunk
 SNS_PUBLISH_PER_M = 0.50
 SECRETS_PER_M = 5.00  # $0.05 per 10,000 API calls
 # Index write units of one order's life (issue 22's layout): its entry in by_shard, by_seller_keys and
-# by_user_keys at create (keys and parties, which never change: a status move writes no index), and the outbox
-# mark put and cleared. Each entry is well under 1 KB. Healthy delivery rows are in no index.
-ORDER_INDEX_UNITS_PER_LIFE = 5
+# by_user_keys at create (keys and parties, which never change: a status move writes no index) and one
+# by_integrator entry per delivery row (the portal's list; 3 integrators). A create's event is queued before its
+# order is written, so the outbox index is written only when that send fails. Each entry is well under 1 KB.
+ORDER_INDEX_UNITS_PER_LIFE = 6
 
 
 @dataclass(frozen=True)

@@ -447,8 +447,7 @@ def _partition_rows(r: Results, order_writes: int, order_kb: float) -> str:
     """The capacity table's partition rows: from the partition-heat run when there is one (every key of every
     table and index, measured), else the estimate from the order row's writes."""
     if r.heat is None:
-        return f"""| DynamoDB per partition: 1,000 WCU/s, 3,000 RCU/s; **the `all_orders` index has one hash key (`kind="order"`): one partition** | every order write lands on it: 100 x {order_writes} writes x {max(1, round(order_kb + 0.49))} WCU = **{100 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s: over the limit, and index back-pressure throttles the table's writes. Binds first.** | {2000 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s | shard the key (`kind = "order#" + hash(id) % 16`, list pages merge 16 Queries) or list by day; project only keys and list fields (1 WCU per write); the same for `by_status` (one partition per status: every order passes through each) and the sparse `outbox` index (hash key `pending`: {2 * 2000:,} writes/s at 2,000/s) |
-| DynamoDB per partition on `by_seller` | a seller with 10 % of orders: {10 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s, fine | {200 * order_writes * max(1, round(order_kb + 0.49)):,} WCU/s for that seller: over | shard the seller key for big sellers, or project less |"""
+        return "| DynamoDB per partition key: 1,000 WCU/s | not measured in this run (`python -m bench.heat`) | - | - |"
 
     heat = r.heat
     rows = heat.rows()
@@ -466,14 +465,14 @@ def _partition_rows(r: Results, order_writes: int, order_kb: float) -> str:
     binds = f" **Binds first: {first.target.name} at {first.limit_rate:,.0f} orders/s.**" if first else ""
     return (
         f"| DynamoDB per partition key: {PARTITION_WCU_LIMIT:,} WCU/s, 3,000 RCU/s, and a throttled index holds back its table's writes; every key of every table and index measured (Partition heat, below) | {keys_at(100)}{binds} | {keys_at(2000)} | "
-        'shard the shared keys (`kind = "order#" + hash(id) % 16`, list pages merge the shards) or list by day; project only keys and list fields (1 WCU per write); the same for `by_status` (one key per status: every order passes through each) and the sparse `outbox` index (one key, `pending`); shard the seller key for big sellers |'
+        "the shared keys are write-sharded (the orders list `o#<0..15>`, each integrator's deliveries `<name>#<0..15>`, the outbox `pending#<0..31>` when a send fails, the overdue list `overdue#<0..15>`) and the list indexes hold keys and parties only, so a status move writes no index; more shards (`ORDER_SHARDS`, `PORTAL_SHARDS`) raise the limit in proportion, at one more `Query` per shard on a list page; a seller above ~1,000 orders/s would need its key sharded too |"
     )
 
 
 def _first_limit(r: Results) -> str:
     first = r.heat.first_limit() if r.heat is not None else None
     if first is None:
-        return "So at 100 orders per second the first limit hit is the `all_orders` index's single partition"
+        return "Partition heat was not measured in this run, so the first partition limit is not named here"
     return (
         f"So the first limit hit is the key `{first.label()}` of {first.target.name}, measured: it reaches "
         f"{PARTITION_WCU_LIMIT:,} WCU/s at {first.limit_rate:,.0f} orders/s"
@@ -588,9 +587,11 @@ The floor is the fewest requests that keep the step's guarantees: every write co
 redelivered message or a repeated webhook id changes nothing (idempotency), nothing accepted is lost.
 
 - **create: 3.** One conditional `UpdateItem` of the seller's create-quota counter (its own key per seller and
-  second: the write is the check, no read); one conditional `PutItem` (`attribute_not_exists(id)`) that also
-  carries the outbox mark, so a lost send is found by the sweeper; one `SendMessage`. The outbox mark needs no separate clearing write: the
-  dispatcher's `dispatched` write removes it (`REMOVE outbox...` in the same `UpdateItem`). With an
+  second: the write is the check, no read); one `SendMessage` of the create's event, then one conditional
+  `PutItem` (`attribute_not_exists(id)`) of the order: sent first, so no outbox index entry is needed (the
+  dispatcher waits for an order its event outran; a send that fails falls back to the indexed outbox mark the
+  sweeper finds). The event stays on the row until the dispatcher's `dispatched` write removes it (`REMOVE
+  outbox` in the same `UpdateItem`), at no extra request. With an
   `Idempotency-Key` the floor stays 3: derive the order id from the (token, key) pair and the same conditional
   `PutItem` refuses the second create; only a replay pays a `GetItem` for the stored order.
 - **dispatch of one order to three integrators: 6** (one batch). `GetItem` of the order (the content to send);
@@ -663,8 +664,7 @@ Measured now, first step of each kind (warm containers):
   and the revision the write is conditional on) and the order (`order_store.get`: `_decide` needs its status and
   version) before writing: 2 reads per callback, 12 per life. A non-moving callback's order read is part of its
   floor.
-- **create, notification**: at the floor. DynamoDB Streams would take the outbox off the request path (create 1,
-  sweeper 0) at the price of a stream-triggered function. A create with an `Idempotency-Key` measures
+- **create, notification**: at the floor. A create with an `Idempotency-Key` measures
   {r.lives.keyed_create.total} ({r.lives.keyed_create.summary()}), floor 2.
 - **fresh containers** ({cold.total()} against {warm.total()} warm, goal {_met(cold.total() <= GOAL_REQUESTS)}): the
   first batch of a container also fills its caches: the integrators `Scan`, one `GetSecretValue` per integrator
@@ -788,6 +788,8 @@ Per order today (warm): 7 API requests, ~{warm.total()} AWS requests, of them {n
 | SQS standard | nearly unlimited | nearly unlimited | - |
 
 {_first_limit(r)} (and, with
-single-order batches, the dispatcher's event-source concurrency cap of {_max_concurrency()} comes next); at 2,000 per second every hot index
-key, API Gateway's account throttle and Lambda's regional concurrency are over, in that order.
+single-order batches, the dispatcher's event-source concurrency cap of {_max_concurrency()} comes next). At 2,000 per second no
+partition key is over its limit; what is over there is account-wide: API Gateway's request throttle, the SQS
+event source's concurrency and, without a quota increase, the tables' on-demand throughput and Lambda's regional
+concurrency. At 10,000 orders/s the shared keys (16 shards) reach their limit first; 32 shards would carry them.
 {_heat_section(r)}"""
