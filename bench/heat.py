@@ -272,10 +272,13 @@ class Heat:
     order_ids: frozenset[str] = frozenset()
     refused: int = 0  # failed conditional writes (counted on their key: they cost write units all the same)
     mix: str = ""
+    # Item writes per (step of the run, table or index, kind of item): what bench/ledger.py justifies one by one.
+    items: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
-    def add(self, write: Write) -> None:
+    def add(self, write: Write, *, step: str = "", kind: str = "") -> None:
         self.writes[write.target, write.key] += 1
         self.units[write.target, write.key] += write.units
+        self.items[step, write.target, kind] += 1
 
     def rows(self) -> list[Row]:
         rows = []
@@ -413,10 +416,32 @@ def _image(item: Any) -> dict[str, Any] | None:
     return None if item is None else copy.deepcopy(item.to_json()["Attributes"])
 
 
+def item_kind(old: Item | None, new: Item | None) -> str:
+    """What a written item is, from its keys: an order row, a delivery row (created or changed), an attempt line,
+    or one of the counters the deliveries table also holds."""
+    item = new if new is not None else old
+    if item is None:
+        return ""
+    if "order_id" not in item:
+        return "order row" if "status" in item else "item"
+    partition, sort = _key_text(item["order_id"]), _key_text(item.get("sk", {"S": ""}))
+    for prefix, kind in (("quota#", "create quota counter"), ("health#", "health counter")):
+        if partition.startswith(prefix):
+            return kind
+    if sort.startswith("attempt#"):
+        return "attempt line"
+    if sort.startswith("state#"):
+        return "delivery row, created" if old is None else "delivery row"
+    return "item"
+
+
 class Recorder:
     """Counts the writes of one run into a `Heat`. moto creates an item an UpdateItem names in two steps (a put of
     its key, then the update): one DynamoDB write, so an update's steps are kept per thread and counted once; a
-    transaction's writes are counted when it commits, at twice the table's units."""
+    transaction's writes are counted when it commits, at twice the table's units. `step` names the part of the
+    run the writes belong to (create, dispatch, callbacks)."""
+
+    step = ""
 
     def __init__(self, tables: dict[str, list[Target]]) -> None:
         self.tables = tables
@@ -442,10 +467,11 @@ class Recorder:
     def _tally(
         self, table: str, old: dict[str, Any] | None, new: dict[str, Any] | None, *, transactional: bool
     ) -> None:
+        kind = item_kind(old, new)
         with self._lock:
             for target in self.tables.get(table, []):
                 for write in writes_of(target, old, new, transactional=transactional):
-                    self.heat.add(write)
+                    self.heat.add(write, step=self.step, kind=kind)
 
     def result(self, order_ids: list[str], mix: str = "") -> Heat:
         """The tally, per order of the run that made these orders."""
@@ -554,11 +580,20 @@ def seller_tokens(client: Any, sellers: int) -> list[str]:
 
 
 def walk(
-    client: Any, app: Any, queue_url: str, secrets: dict[str, str], tokens: list[str], *, orders: int, customers: int
+    client: Any,
+    app: Any,
+    queue_url: str,
+    secrets: dict[str, str],
+    tokens: list[str],
+    *,
+    orders: int,
+    customers: int,
+    recorder: Recorder | None = None,
 ) -> list[str]:
     """Create `orders` orders (seller i % len(tokens), with that seller's token; customer i % customers), dispatch
     them to the registered partners (`secrets`: each one's callback secret, from `bench.stack.register_partners`)
-    and walk each to `delivered` with bench/life.py's six callbacks; returns the order ids."""
+    and walk each to `delivered` with bench/life.py's six callbacks; returns the order ids. `recorder`, if given,
+    is told which step the writes belong to."""
     import boto3
 
     from bench.life import CALLBACKS
@@ -567,14 +602,22 @@ def walk(
     from tools.sample_order import order_body
 
     sqs = boto3.session.Session(region_name=REGION).client("sqs")
+
+    def entering(name: str) -> None:
+        if recorder is not None:
+            recorder.step = name
+
     ids = []
+    entering("create")
     for n in range(orders):
         body = order_body(seller_id=f"s-{n % len(tokens) + 1}", user_id=f"u-{n % customers + 1}")
         created = call(client, "POST", "/api/v1/orders", body, token=tokens[n % len(tokens)])
         assert created.status_code == 201, created.body
         ids.append(created.json_body["id"])
+    entering("dispatch")
     batches = drain(app, sqs, queue_url, max_batches=orders + 10)
     assert not any(b.failed_ids for b in batches), "every dispatch succeeded"
+    entering("callbacks")
     for step, (integrator, status) in enumerate(CALLBACKS, 1):
         for order_id in ids:
             body_bytes = json.dumps({"order_id": order_id, "status": status}).encode()
@@ -654,7 +697,9 @@ def run(
     secrets = register_partners(client, fake, INTEGRATORS)
     tokens = seller_tokens(client, sellers)
     with counting(targets(stage), REGION) as recorder:
-        ids = walk(client, app, env["ORDERS_QUEUE_URL"], secrets, tokens, orders=orders, customers=customers)
+        ids = walk(
+            client, app, env["ORDERS_QUEUE_URL"], secrets, tokens, orders=orders, customers=customers, recorder=recorder
+        )
     return recorder.result(
         ids,
         f"{orders} orders from {sellers} sellers and {customers} customers, each sent to {len(INTEGRATORS)} "

@@ -19,6 +19,7 @@ from bench.fanout import FanOut
 from bench.heat import PARTITION_WCU_LIMIT, Heat
 from bench.heat import console as heat_console
 from bench.heat import markdown as heat_markdown
+from bench.ledger import markdown as ledger_markdown
 from bench.life import Life, Lives, Step
 from bench.package import LAMBDA_UNZIPPED_LIMIT_MB, LAMBDA_ZIP_LIMIT_MB, Package
 from bench.prices import PRICES_AS_OF, Bill, Usage, bill
@@ -499,6 +500,13 @@ partition key, and a throttled index holds back its table's writes. `tests/funct
 the counter on 20 orders.
 
 {heat_markdown(r.heat)}
+
+### Every write of an order's life, and why
+
+The same run's writes by step and kind of item (`bench/ledger.py`): each is there for a guarantee or a view
+someone uses; a write without a reason shows as "not justified" here and fails the partition-heat test.
+
+{ledger_markdown(r.heat)}
 """)
     if HEAT_BEFORE.exists():
         parts.append("\n" + HEAT_BEFORE.read_text().strip() + "\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench import heat
+from bench import heat, ledger
 from bench.life import INTEGRATORS
 from bench.stack import ADMIN_TOKEN, api_client, call, register_partners
 from tests.support.api import STAGE
@@ -28,7 +28,16 @@ def test_no_key_passes_a_partitions_writes_at_2000_orders_a_second_and_an_order_
         secrets = register_partners(client, fake, INTEGRATORS)
         tokens = heat.seller_tokens(client, SELLERS)
         with heat.counting(heat.targets(STAGE)) as recorder:
-            ids = heat.walk(client, app, aws["ORDERS_QUEUE_URL"], secrets, tokens, orders=ORDERS, customers=CUSTOMERS)
+            ids = heat.walk(
+                client,
+                app,
+                aws["ORDERS_QUEUE_URL"],
+                secrets,
+                tokens,
+                orders=ORDERS,
+                customers=CUSTOMERS,
+                recorder=recorder,
+            )
         for order_id in ids:
             assert call(client, "GET", f"/api/v1/orders/{order_id}").json_body["status"] == "delivered"
     found = recorder.result(ids)
@@ -38,6 +47,7 @@ def test_no_key_passes_a_partitions_writes_at_2000_orders_a_second_and_an_order_
     portal = rows["deliveries by_integrator"]
     assert portal.writes_per_order == len(INTEGRATORS), "the portal's list: one write per delivery"
     assert found.total_writes_per_order <= 30
+    assert ledger.unjustified(found) == [], "every kind of write says why it is made (bench/ledger.py)"
     shards = rows["orders by_shard"]
     assert shards.writes_per_order == 1 and shards.keys > 1, "one write per order, spread over the shards"
     assert rows["orders by_seller_keys"].keys == SELLERS and rows["orders by_user_keys"].keys == CUSTOMERS
