@@ -35,7 +35,7 @@ WHY: dict[tuple[str, str, str], str] = {
     ),
     ("dispatch", "deliveries (table)", "attempt line"): (
         "the attempt log the console and the portal show (request as sent, response, latency), expiring after "
-        "`ATTEMPT_TTL_DAYS`; keyed by the job's run, so a rerun replaces its line instead of adding one"
+        "30 days; keyed by the job's run, so a rerun replaces its line instead of adding one"
     ),
     ("dispatch", "deliveries (table)", "delivery row"): (
         "the outcome, conditional on the claim's revision: `delivered` with the webhook id that makes a redelivered "
