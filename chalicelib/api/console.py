@@ -5,19 +5,10 @@ from __future__ import annotations
 
 from chalice.app import Request, Response
 
-from chalicelib.api.http import RouteTable, error_response, header
-from chalicelib.console.assets import serve
-from chalicelib.errors import NotFound
+from chalicelib.api.http import RouteTable
+from chalicelib.api.static import file_response
 
 routes = RouteTable(prefix="")
-
-
-def _respond(request: Request, name: str) -> Response:
-    served = serve(name, header(request, "if-none-match"))
-    if served is None:
-        return error_response(NotFound(f"no console file named {name!r}"))
-    headers: dict[str, str | list[str]] = dict(served.headers)
-    return Response(body=served.body, status_code=served.status, headers=headers)
 
 
 @routes.route("/console", ["GET"], public=True)
@@ -27,9 +18,9 @@ def console_page(request: Request) -> Response:
         # API Gateway also routes /console/ here, where the page's relative URLs would miss: send the browser to
         # the canonical address (relative, so it keeps any stage prefix).
         return Response(body="", status_code=301, headers={"Location": "../console", "Cache-Control": "no-cache"})
-    return _respond(request, "index.html")
+    return file_response(request, "index.html")
 
 
 @routes.route("/console/{asset}", ["GET"], public=True)
 def console_asset(request: Request, asset: str) -> Response:
-    return _respond(request, asset)
+    return file_response(request, asset)

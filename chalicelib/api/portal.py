@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from chalice.app import Request, Response
 
-from chalicelib.api.http import RouteTable, correlation_id, error_response, header, int_query, json_response
-from chalicelib.errors import NotFound
+from chalicelib.api.http import RouteTable, correlation_id, header, int_query, json_response
+from chalicelib.api.static import file_response
 from chalicelib.portal.scopes import Scope
 
 if TYPE_CHECKING:
@@ -197,10 +197,4 @@ def portal_catalog(request: Request) -> Response:
 def portal_page(request: Request) -> Response:
     """The portal's page: its scripts are served beside the console's (/console/portal.js), sharing api.js and
     dom.js; the link's code is read from the URL fragment by the page, never sent here."""
-    from chalicelib.console.assets import serve
-
-    served = serve("portal.html", header(request, "if-none-match"))
-    if served is None:  # pragma: no cover - the file ships with the package
-        return error_response(NotFound("no portal page"))
-    headers: dict[str, str | list[str]] = dict(served.headers)
-    return Response(body=served.body, status_code=served.status, headers=headers)
+    return file_response(request, "portal.html")

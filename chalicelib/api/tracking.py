@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from chalice.app import Request, Response
 
-from chalicelib.api.http import RouteTable, error_response, header, json_response, principal_of
-from chalicelib.errors import NotFound
+from chalicelib.api.http import RouteTable, header, json_response, principal_of
+from chalicelib.api.static import file_response
 
 routes = RouteTable("/api/v1")
 pages = RouteTable(prefix="")  # the page itself, outside /api/v1
@@ -62,12 +62,6 @@ def tracking_csp(websocket_url: str | None) -> str:
 
 @pages.route("/track", ["GET"], public=True)
 def tracking_page(request: Request) -> Response:
-    from chalicelib.console.assets import serve
     from chalicelib.settings import get_settings
 
-    served = serve("track.html", header(request, "if-none-match"))
-    if served is None:
-        return error_response(NotFound("no tracking page"))
-    headers: dict[str, str | list[str]] = dict(served.headers)
-    headers["Content-Security-Policy"] = tracking_csp(get_settings().tracking_websocket_url)
-    return Response(body=served.body, status_code=served.status, headers=headers)
+    return file_response(request, "track.html", policy=tracking_csp(get_settings().tracking_websocket_url))

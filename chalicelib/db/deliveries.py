@@ -323,6 +323,7 @@ def list_for_integrator(
     short (still with a cursor). The cursor is one sort key for every shard: nothing newer than it is left unread
     in any shard, because a shard that stopped early sets how far the page may go."""
     from chalicelib.aws import client
+    from chalicelib.db.sharded import newest_first
     from chalicelib.domain.order import ulid_time
 
     ensure_bound()
@@ -331,7 +332,7 @@ def list_for_integrator(
     if before:
         high = min(high, before)
     keys: list[tuple[str, str]] = []
-    cut = ""  # the newest point where a shard stopped reading: the page cannot go past it
+    stops: list[str] = []  # where each shard that stopped early stopped reading: the page cannot go past them
     for shard in range(PORTAL_SHARDS):
         page = client("dynamodb").query(
             TableName=DeliveryRecord.Meta.table_name,
@@ -343,10 +344,8 @@ def list_for_integrator(
         )
         keys += [(item["integrator_sort"]["S"], item["order_id"]["S"]) for item in page.get("Items", [])]
         if "LastEvaluatedKey" in page:
-            cut = max(cut, page["LastEvaluatedKey"]["integrator_sort"]["S"])
-    complete = sorted((k for k in keys if k[0] != before and k[0] >= cut), reverse=True)
-    taken = complete[:limit]
-    position = taken[-1][0] if len(complete) > limit else (cut or None)
+            stops.append(page["LastEvaluatedKey"]["integrator_sort"]["S"])
+    taken, position = newest_first((k for k in keys if k[0] != before), stops, limit)  # BETWEEN includes `before`
     states = {
         record.order_id: _to_domain(record)
         for record in DeliveryRecord.batch_get([(order_id, STATE + integrator) for _, order_id in taken])

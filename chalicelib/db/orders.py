@@ -289,9 +289,11 @@ def _candidates(plan: _Plan, limit: int, before: str | None) -> _Candidates:
     """Up to `limit` rows newest first across the plan's partitions, older than `before`: one Query per partition.
 
     A partition that stopped early (its Limit, or its filter) has unseen rows older than its last evaluated key, so
-    only rows at least that new are certain to be complete; the page is cut there."""
-    rows: list[tuple[str, str, Any]] = []
-    cut: str | None = None
+    only rows at least that new are certain to be complete; the page is cut there (db/sharded.py)."""
+    from chalicelib.db.sharded import newest_first
+
+    rows: list[tuple[str, OrderRecord]] = []
+    stops: list[str] = []
     read = 0
     for partition in plan.partitions:
         result = plan.index.query(
@@ -305,20 +307,13 @@ def _candidates(plan: _Plan, limit: int, before: str | None) -> _Candidates:
         read += int(page.get("ScannedCount", 0))
         for item in page.get("Items", []):
             record = OrderRecord.from_raw_data(item)
-            rows.append((record.sort_key, record.id, record))
+            rows.append((record.sort_key, record))
         last = result.page_iter.last_evaluated_key
         if last:
-            stopped_at = str(last["sort_key"]["S"])
-            cut = stopped_at if cut is None else max(cut, stopped_at)
-    rows.sort(key=lambda row: row[0], reverse=True)
-    complete = [row for row in rows if cut is None or row[0] >= cut]
-    taken = complete[:limit]
-    if len(complete) > limit:
-        resume: str | None = taken[-1][0]
-    else:
-        resume = cut
+            stops.append(str(last["sort_key"]["S"]))
+    taken, resume = newest_first(rows, stops, limit)
     return _Candidates(
-        [(k, i) for k, i, _ in taken], resume, read, {i: r for _, i, r in taken} if plan.full_items else {}
+        [(k, r.id) for k, r in taken], resume, read, {r.id: r for _, r in taken} if plan.full_items else {}
     )
 
 
