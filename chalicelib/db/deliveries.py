@@ -329,8 +329,8 @@ def list_for_integrator(
     ensure_bound()
     low = "0" if since == "0" else ulid_time(since)
     high = "~" if until == "~" else ulid_time(until) + "~"
-    if before:
-        high = min(high, before)
+    if before:  # strictly below the cursor's row: its ULID, which every key of that order extends
+        high = min(high, before.partition("#")[0])
     keys: list[tuple[str, str]] = []
     stops: list[str] = []  # where each shard that stopped early stopped reading: the page cannot go past them
     for shard in range(PORTAL_SHARDS):
@@ -345,7 +345,7 @@ def list_for_integrator(
         keys += [(item["integrator_sort"]["S"], item["order_id"]["S"]) for item in page.get("Items", [])]
         if "LastEvaluatedKey" in page:
             stops.append(page["LastEvaluatedKey"]["integrator_sort"]["S"])
-    taken, position = newest_first((k for k in keys if k[0] != before), stops, limit)  # BETWEEN includes `before`
+    taken, position = newest_first(keys, stops, limit)
     states = {
         record.order_id: _to_domain(record)
         for record in DeliveryRecord.batch_get([(order_id, STATE + integrator) for _, order_id in taken])
