@@ -13,7 +13,7 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, ensure_bound
-from chalicelib.domain.delivery import DeliveryState
+from chalicelib.domain.delivery import DeliveryState, is_test, listing_row, listing_sort
 from chalicelib.observability import logger
 
 STATE = "state#"
@@ -23,13 +23,6 @@ ATTEMPT = "attempt#"
 # integrator's deliveries never touch it, and 2,000 deliveries/s starting to wait put 250 writes/s on each key.
 INDEXED_STATUSES = frozenset({"failed", "waiting"})
 INDEX_SHARDS = 8
-
-
-TEST_PREFIX = "test_"  # the integrator portal's test events: never an order (their ids are `ord_...`)
-
-
-def is_test(order_id: str) -> bool:
-    return order_id.startswith(TEST_PREFIX)
 
 
 def index_key(integrator: str, status: str, order_id: str) -> str | None:
@@ -47,11 +40,6 @@ PORTAL_SHARDS = 16
 
 def portal_shard(integrator: str, order_id: str) -> str:
     return f"{integrator}#{zlib.crc32(order_id.encode()) % PORTAL_SHARDS}"
-
-
-def portal_sort(order_id: str) -> str:
-    """`<ULID>#<order id>`: ids are `ord_<ULID>` (test events `test_<ULID>`), so this sorts by creation time."""
-    return f"{order_id.partition('_')[2]}#{order_id}"
 
 
 FIELDS = tuple(name for name in DeliveryState.model_fields if name not in ("order_id", "callback_answers"))
@@ -107,7 +95,7 @@ def _state_write(state: DeliveryState, expected_revision: int | None) -> tuple[D
     values["answers"] = pack_answers([a.model_dump(mode="json") for a in stored.callback_answers])
     values["integrator_status"] = index_key(stored.integrator, stored.status, stored.order_id)
     values["integrator_shard"] = portal_shard(stored.integrator, stored.order_id)
-    values["integrator_sort"] = portal_sort(stored.order_id)
+    values["integrator_sort"] = listing_sort(stored.order_id)
     record = DeliveryRecord(stored.order_id, STATE + stored.integrator, **values)
     condition = (
         DeliveryRecord.sk.does_not_exist()
@@ -258,7 +246,7 @@ def park(order_id: str, integrator: str, job: dict[str, Any], *, until: str | No
         DeliveryRecord.last_error.set(reason),
         DeliveryRecord.updated_at.set(now),
         DeliveryRecord.integrator_shard.set(portal_shard(integrator, order_id)),
-        DeliveryRecord.integrator_sort.set(portal_sort(order_id)),
+        DeliveryRecord.integrator_sort.set(listing_sort(order_id)),
         DeliveryRecord.attempts.set(DeliveryRecord.attempts | 0),
         DeliveryRecord.has_order.set(DeliveryRecord.has_order | False),
         DeliveryRecord.delivered_webhook_ids.set(DeliveryRecord.delivered_webhook_ids | []),
@@ -354,16 +342,5 @@ def list_for_integrator(
     for sort, order_id in taken:
         state = states.get(order_id)
         if state is not None and (status is None or state.status == status):
-            rows.append(
-                {
-                    "sort": sort,
-                    "order_id": order_id,
-                    "updated_at": state.updated_at,
-                    "status": state.status.value,
-                    "event": state.event.value,
-                    "attempts": state.attempts,
-                    "last_status_code": state.last_status_code,
-                    "last_error": state.last_error,
-                }
-            )
+            rows.append(listing_row(sort, state))
     return rows, position

@@ -90,6 +90,13 @@ class DeliveryRepository(Protocol):
 
     def count_waiting(self, integrator: str) -> int: ...
 
+    def list_for_integrator(
+        self, integrator: str, *, status: str | None, since: str, until: str, before: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the integrator's deliveries (`domain.delivery.listing_row`), newest order first, of orders
+        made in [since, until] ("0" and "~": no bound), below the sort key `before`; and the sort key the next
+        page reads below, None at the end. A status filter may leave a page short, still with a cursor."""
+
 
 @dataclass(frozen=True)
 class Repositories:

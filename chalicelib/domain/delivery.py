@@ -154,3 +154,29 @@ class DeliveryState(BaseModel):
                 "registration_id",
             },
         )
+
+
+TEST_PREFIX = "test_"  # the integrator portal's test events: never an order (their ids are `ord_...`)
+
+
+def is_test(order_id: str) -> bool:
+    return order_id.startswith(TEST_PREFIX)
+
+
+def listing_sort(order_id: str) -> str:
+    """`<ULID>#<order id>`: ids are `ord_<ULID>` (test events `test_<ULID>`), so this sorts by creation time."""
+    return f"{order_id.partition('_')[2]}#{order_id}"
+
+
+def listing_row(sort: str, state: DeliveryState) -> dict[str, Any]:
+    """One line of an integrator's list of its deliveries (the portal), with the sort key it was listed under."""
+    return {
+        "sort": sort,
+        "order_id": state.order_id,
+        "updated_at": state.updated_at,
+        "status": state.status.value,
+        "event": state.event.value,
+        "attempts": state.attempts,
+        "last_status_code": state.last_status_code,
+        "last_error": state.last_error,
+    }

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from chalicelib.db import deliveries as store
 from chalicelib.db import integrator_control as control
+from chalicelib.db.repository import repo
 from chalicelib.domain import clock
 from chalicelib.domain.clock import iso
-from chalicelib.domain.delivery import DeliveryState, DeliveryStatus
+from chalicelib.domain.delivery import TEST_PREFIX, DeliveryState, DeliveryStatus, is_test
 from chalicelib.domain.events import EventType
 from chalicelib.domain.order import new_ulid
 from chalicelib.errors import Conflict, InvalidInput, NotFound, TooManyRequests
@@ -107,7 +107,7 @@ def list_deliveries(integrator: str, params: dict[str, str], limit: int) -> dict
         raise InvalidInput("unknown delivery status", detail)
     since = _time(params, "since") or "0"
     until = _time(params, "until") or "~"
-    rows, next_position = store.list_for_integrator(
+    rows, next_position = repo().deliveries.list_for_integrator(
         integrator, status=status, since=since, until=until, before=_position(params.get("cursor")), limit=limit
     )
     items = [
@@ -119,7 +119,7 @@ def list_deliveries(integrator: str, params: dict[str, str], limit: int) -> dict
             "last_status_code": row["last_status_code"],
             "last_error": row["last_error"],
             "updated_at": row["updated_at"],
-            "test": store.is_test(str(row["order_id"])),
+            "test": is_test(str(row["order_id"])),
         }
         for row in rows
     ]
@@ -139,18 +139,18 @@ def _never_attempted(state: DeliveryState) -> str | None:
 def get_delivery(integrator: str, order_id: str) -> dict[str, Any]:
     """One delivery with every attempt to this integrator: what was sent (headers masked, body as sent) and
     what came back. 404 for an order this integrator was never sent."""
-    state = store.get_state(order_id, integrator)
+    state = repo().deliveries.get_state(order_id, integrator)
     if state is None:
         raise NotFound(f"no delivery of order {order_id} to {integrator}")
     dumped = state.model_dump(mode="json")
     attempts = [
         {name: line.get(name) for name in ATTEMPT_FIELDS}
-        for line in store.list_attempts(order_id)
+        for line in repo().deliveries.list_attempts(order_id)
         if line["integrator"] == integrator
     ]
     return {
         "order_id": order_id,
-        "test": store.is_test(order_id),
+        "test": is_test(order_id),
         **{name: dumped.get(name) for name in STATE_FIELDS},
         "why_no_attempt": _never_attempted(state) if not attempts else None,
         "attempts": attempts,
@@ -160,8 +160,8 @@ def get_delivery(integrator: str, order_id: str) -> dict[str, Any]:
 def retry(integrator: str, order_id: str, correlation_id: str | None) -> dict[str, Any]:
     from chalicelib.operations import redelivery
 
-    if store.is_test(order_id):
-        if store.get_state(order_id, integrator) is None:
+    if is_test(order_id):
+        if repo().deliveries.get_state(order_id, integrator) is None:
             raise NotFound(f"no delivery of order {order_id} to {integrator}")
         raise Conflict("a test event is not sent again: send another test event")
     return redelivery.retry_failed(order_id, integrator, correlation_id)
@@ -255,7 +255,7 @@ def send_test_event(integrator: str) -> dict[str, Any]:
     config = load_integrator(integrator, fresh=True)
     if config is None:
         raise NotFound(f"integrator {integrator} not found")
-    order_id = f"{store.TEST_PREFIX}{new_ulid()}"  # time-ordered like an order id: listed in its place
+    order_id = f"{TEST_PREFIX}{new_ulid()}"  # time-ordered like an order id: listed in its place
     order = sample_order().model_copy(update={"id": order_id})
     try:
         body = payload.render_body(order, EventType.CREATED, config.payload_template)
@@ -292,8 +292,8 @@ def send_test_event(integrator: str) -> dict[str, Any]:
         last_error=result.error,
         updated_at=iso(now),
     )
-    store.put_state(state, None)
-    store.add_attempt(
+    repo().deliveries.put_state(state, None)
+    repo().deliveries.add_attempt(
         order_id,
         now,
         get_settings().attempt_ttl_days,

@@ -190,3 +190,33 @@ def test_a_parked_delivery_waits_unless_its_webhook_was_delivered_or_its_attempt
     again = {**job, "attempt": 5}
     assert not store.deliveries.park("ord_0001", "delivery", again, until=None, reason="x", now="2026-12-03T12")
     assert store.deliveries.count_waiting("delivery") == 0
+
+
+def test_an_integrators_deliveries_page_newest_order_first_in_its_range_and_status(store: Repositories) -> None:
+    from chalicelib.domain.order import ulid_time
+
+    def made_at(minute: int) -> str:
+        return f"ord_{ulid_time(f'2026-12-01T10:{minute:02d}:00.000Z')}{minute:016d}"
+
+    for minute in range(7):
+        status = DeliveryStatus.FAILED if minute % 2 else DeliveryStatus.DELIVERED
+        store.deliveries.put_state(state(made_at(minute), status=status), None)
+    store.deliveries.put_state(state(made_at(3), integrator="loyalty"), None)
+
+    def walk(**query: Any) -> list[str]:
+        seen: list[str] = []
+        before: str | None = None
+        for _ in range(10):
+            rows, before = store.deliveries.list_for_integrator("delivery", before=before, **query)
+            seen += [row["order_id"] for row in rows]
+            if before is None:
+                return seen
+        raise AssertionError("the pages never ended")
+
+    assert walk(status=None, since="0", until="~", limit=2) == [made_at(m) for m in range(6, -1, -1)]
+    assert walk(status=None, since="0", until="~", limit=1) == [made_at(m) for m in range(6, -1, -1)]
+    assert walk(status="failed", since="0", until="~", limit=2) == [made_at(m) for m in (5, 3, 1)]
+    ranged = walk(status=None, since="2026-12-01T10:02:00Z", until="2026-12-01T10:04:59Z", limit=2)
+    assert ranged == [made_at(m) for m in (4, 3, 2)], "only this integrator's, made in the range"
+    rows, _ = store.deliveries.list_for_integrator("delivery", status=None, since="0", until="~", before=None, limit=1)
+    assert rows[0].keys() >= {"order_id", "status", "event", "attempts", "updated_at", "last_status_code"}
