@@ -20,9 +20,9 @@ from bench.heat import PARTITION_WCU_LIMIT, Heat
 from bench.heat import console as heat_console
 from bench.heat import markdown as heat_markdown
 from bench.ledger import markdown as ledger_markdown
-from bench.life import Life, Lives, Step
+from bench.life import WARM_LIVES, Life, Lives, Step
 from bench.package import LAMBDA_UNZIPPED_LIMIT_MB, LAMBDA_ZIP_LIMIT_MB, Package
-from bench.prices import PRICES_AS_OF, Bill, Usage, bill
+from bench.prices import ORDER_INDEX_UNITS_PER_LIFE, PRICES_AS_OF, Bill, Usage, bill
 from bench.scaling import Scale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -518,7 +518,12 @@ def document(r: Results, seconds: float) -> str:  # noqa: PLR0915 - one linear d
     now = usage_now(warm)
     sizes = warm.sizes
     measured = r.heat.total_units_per_order if r.heat is not None else None
-    bills = [bill(now, sizes, measured_write_units=measured), bill(usage_floor(now, warm), sizes)]
+    floor_use = usage_floor(now, warm)
+    floor_units = None
+    if r.heat is not None:  # the floor's writes at the write units per write the heat run measured
+        per_write = r.heat.total_units_per_order / r.heat.total_writes_per_order
+        floor_units = (floor_use.order_writes + floor_use.delivery_writes + ORDER_INDEX_UNITS_PER_LIFE) * per_write
+    bills = [bill(now, sizes, measured_write_units=measured), bill(floor_use, sizes, measured_write_units=floor_units)]
     f = r.fan
     today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     import_ms, imported = import_app()
@@ -695,13 +700,15 @@ $0.05 per 10,000 calls. They were not re-checked when this file was written (no 
 
 Model (warm containers, from this run): 7 API requests (the create and six callbacks; clients' reads apart);
 9 Lambda invocations (create, authorizer, one dispatcher batch per order as measured (a tenth with full batches),
-six callbacks) at the prod stage's memory sizes and the durations measured in process; item sizes measured
+six callbacks) at the prod stage's memory sizes and the durations measured in process (each step's median over
+{WARM_LIVES} warm lives: the machine is shared); item sizes measured
 (order {order_kb:.2f} KB, delivery-table item {sizes["deliveries"]:.2f} KB on average). DynamoDB write units are
 the partition-heat run's (below): every item write of an order's life counted on the table and on each index it
 really changes, billed per KB (issue 22's layout: the list indexes take an order's keys and parties once, at
 create, and no status move writes an index); no idempotency records are written; reads at one unit each. The
-floor column models the floor's requests (each order write once on the table, five index units per life), with
-the Lambda time scaled by floor over measured requests.
+floor column models the floor's requests (7 order writes, 10 delivery-table writes, the {ORDER_INDEX_UNITS_PER_LIFE} index entries an
+order's lists need; at the write units per write the heat run measured), with the Lambda time scaled by floor over
+measured requests.
 
 {_bill_table(bills)}
 
