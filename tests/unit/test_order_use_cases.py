@@ -5,11 +5,12 @@ the storage contract that keeps the twin honest)."""
 from __future__ import annotations
 
 import threading
-import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from chalicelib.domain.clock import utcnow
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.order_list import ListFilter
 from chalicelib.domain.order_status import OrderStatus
@@ -152,6 +153,7 @@ def test_the_sweeper_requeues_only_events_that_never_reached_the_queue(
     assert stored is not None and stored.outbox is not None
     twin.repos.orders.clear_outbox(sent, stored.outbox.event_id)
     twin.queued.clear()
-    time.sleep(0.002)  # strictly older than the cut-off, to the millisecond
+    a_moment_later = utcnow() + timedelta(milliseconds=1)  # both strictly older than the cut-off, to the millisecond
+    monkeypatch.setattr(service, "utcnow", lambda: a_moment_later)
     assert service.sweep_outbox() == 1
     assert [m.order_id for m in twin.queued] == [lost]  # type: ignore[attr-defined]
