@@ -16,7 +16,7 @@ help:
 	@echo "make run    start the whole service locally (moto, API on :$${ORDER_RELAY_PORT:-8000}, dispatcher, demo integrators)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  AWS requests per order, dollars, cold start, scaling, fan-out, package (writes docs/benchmarks.md)"
-	@echo "make soak   2,000 orders from 20 clients through the local stack to three integrators; nothing lost"
+	@echo "make soak   the soak-sized tests, then 2,000 orders from 20 clients through the local stack; nothing lost"
 	@echo "make package / make deploy STAGE=dev   see docs/deploy-and-operations.md"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -57,7 +57,9 @@ test: lint typecheck browser
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The soak-sized tests (marked `soak`, left out of `make test`), then the full-size run.
 soak: $(STAMP)
+	$(BIN)/python -m pytest -q -m soak
 	$(BIN)/python -m tools.soak --orders $${SOAK_ORDERS:-2000} --clients $${SOAK_CLIENTS:-20}
 
 package: $(STAMP)

@@ -31,6 +31,23 @@ from tests.support.aws import atomic_moto_writes  # noqa: E402
 from tools.caches import reset_all  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """Every botocore session of the test process shares one loader of service models. Each test starts a new
+    moto account and forgets the service's clients (as a new Lambda container would), so each test made about ten
+    new sessions and clients, and each new session read and parsed the same JSON models from disk again: about a
+    third of a functional test's time. The models are read-only; what a client does is unchanged."""
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """A fresh moto account with every resource provisioned and the service's environment pointing at it."""

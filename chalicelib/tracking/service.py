@@ -10,6 +10,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from chalicelib.domain import clock
 from chalicelib.errors import DomainError
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
@@ -51,7 +52,7 @@ def _valid(token: str | None) -> tuple[links.Link, Any]:
     elif link.issued_ms <= store.revoked_before(link.order_id):
         reason = "revoked"
     elif (end := ended_at(order)) is not None and _seconds(end) + get_settings().tracking_link_ttl_seconds < (
-        time.time()
+        clock.utcnow().timestamp()
     ):
         reason = "order ended too long ago"
     if reason is not None:

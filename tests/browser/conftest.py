@@ -16,8 +16,8 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.test_local_stack import eventually
 from tests.support.fake_integrator import FakeIntegrator, Reply
+from tests.support.waiting import eventually
 from tools.sample_order import order_body
 from tools.stack_process import local_stack
 

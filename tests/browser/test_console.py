@@ -13,8 +13,8 @@ import requests
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, Stack
-from tests.e2e.test_local_stack import eventually
 from tests.support.fake_integrator import Reply
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -20,6 +20,7 @@ from infra.policies import FUNCTIONS, PERMISSIONS, policy_document, policy_file
 from infra.resources import template
 from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator, Reply
+from tests.support.waiting import eventually
 from tools.deploy import enable_partial_batch_responses
 from tools.poller import drain
 from tools.sample_order import order_body
@@ -350,16 +351,30 @@ def test_dispatcher_and_authorizer_and_sweeper_policies_cover_their_code(
 
 
 def test_the_tracking_functions_policies_cover_their_code(
-    api: Api, app: Any, aws: dict[str, str], configure: Any, calls: list[tuple[str, str]]
+    api: Api,
+    app: Any,
+    aws: dict[str, str],
+    configure: Any,
+    calls: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """$connect, the fan-out and $disconnect, each recorded on its own, through the local WebSocket API."""
-    import time
-
     from websockets.sync.client import connect
 
     from chalicelib.tracking.fanout import push_order, reset_client
     from tools.local_websocket import LocalWebsocketApi
 
+    disconnects: list[str] = []  # a connection's id once its $disconnect has run to the end
+    name = app.websocket_handlers["$disconnect"].name
+    disconnect = app.handler_map[name]
+
+    def disconnect_counted(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return disconnect(event, context)
+        finally:
+            disconnects.append(event["requestContext"]["connectionId"])
+
+    monkeypatch.setitem(app.handler_map, name, disconnect_counted)
     gateway = LocalWebsocketApi(app).start()
     configure(TRACKING_WEBSOCKET_URL=gateway.websocket_url, TRACKING_MANAGEMENT_URL=gateway.management_url)
     reset_client()
@@ -381,16 +396,13 @@ def test_the_tracking_functions_policies_cover_their_code(
         # The closed connection's $disconnect (another function) runs in the gateway's thread meanwhile.
         assert_covered("push_tracking", [c for c in calls if not c[1].endswith("/index/by_connection")])
         page.close()
-        time.sleep(0.3)
+        eventually(lambda: len(disconnects) == 1)  # before the next page: its calls are not the next $disconnect's
         fresh = api.get(f"/api/v1/orders/{order['id']}").json_body["tracking_url"].split("#", 1)[1]
         page = connect(f"{gateway.websocket_url}?token={fresh}")
         calls.clear()
         page.close()
-        deadline = time.monotonic() + 5
-        while ("dynamodb:Query", "order-relay-test-tracking/index/by_connection") not in calls:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.2)
+        eventually(lambda: len(disconnects) == 2)  # every call of this $disconnect recorded
+        assert ("dynamodb:Query", "order-relay-test-tracking/index/by_connection") in calls
         assert_covered("websocket_disconnect", calls)
     finally:
         gateway.stop()

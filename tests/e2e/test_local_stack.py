@@ -7,9 +7,8 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,24 +18,12 @@ import pytest
 import requests
 
 from chalicelib.domain.order_status import rank
+from tests.support.waiting import eventually
 from tools.sample_order import order_body
 from tools.stack_process import free_port, local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.2) -> Any:
-    """Poll `check` until it returns something truthy, or fail with its last answer."""
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        pause.wait(every)
-    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
 
 
 @pytest.fixture(scope="module")

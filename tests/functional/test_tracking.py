@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -93,17 +94,20 @@ def test_a_bad_token_gets_the_neutral_answer(api: Api, order: dict[str, Any], ki
 
 
 def test_expired_links_and_links_of_orders_ended_long_ago_are_refused(
-    api: Api, order: dict[str, Any], configure: Any
+    api: Api, order: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from chalicelib.domain import clock
+    from chalicelib.settings import get_settings
     from chalicelib.tracking import links
 
     old, _ = links.issue(order["id"], now=time.time() - 31 * 24 * 3600)
     refused(track(api, old))
     api.delete(f"{ORDERS}/{order['id']}")  # cancelled: an end state
+    ended = clock.utcnow()
     token = token_of(order["tracking_url"])
     assert track(api, token).status_code == 200  # still within a day of the end
-    configure(TRACKING_LINK_TTL_SECONDS="1")
-    time.sleep(1.2)
+    a_day_later = ended + timedelta(seconds=get_settings().tracking_link_ttl_seconds + 1)
+    monkeypatch.setattr(clock, "utcnow", lambda: a_day_later)
     refused(track(api, token))
 
 

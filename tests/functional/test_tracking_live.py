@@ -18,6 +18,7 @@ from tests.functional.test_callbacks import Partner
 from tests.functional.test_tracking import token_of
 from tests.support.api import Api
 from tests.support.fake_integrator import FakeIntegrator
+from tests.support.waiting import eventually
 from tools.local_tracking import forward_notifications, subscribe_queue
 from tools.local_websocket import LocalWebsocketApi
 from tools.poller import drain
@@ -148,7 +149,7 @@ def test_gone_connections_are_cleaned_up_and_closed_pages_removed(
     stays, leaves = watch(gateway, token), watch(gateway, token)
     assert len(list(store.watchers(order_id))) == 2
     leaves.close()  # $disconnect removes its row
-    _eventually(lambda: len(list(store.watchers(order_id))) == 1)
+    eventually(lambda: len(list(store.watchers(order_id))) == 1)
     store.add_watcher(order_id, "GoneConn0000=", link_issued_ms=1, until=2_000_000_000)  # a page that vanished
     flow.dispatch()
     fanout()
@@ -168,7 +169,7 @@ def test_revoking_drops_open_pages_at_the_next_change(
     api.post(f"{ORDERS}/{order_id}/tracking-links")
     flow.dispatch()
     fanout()
-    _eventually(lambda: page.close_code is not None or _closed(page))
+    eventually(lambda: page.close_code is not None or _closed(page))
     assert gateway.connection_ids() == []
 
 
@@ -192,12 +193,3 @@ def _closed(socket: ClientConnection) -> bool:
     except Exception:  # noqa: BLE001 - closed by the server
         return True
     return False
-
-
-def _eventually(check: Any, timeout: float = 5) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.clock import utcnow
 from chalicelib.domain.identity import Principal, Role
 from chalicelib.domain.order_list import ListFilter
 from chalicelib.domain.order_status import OrderStatus
@@ -146,7 +147,6 @@ def test_the_sweeper_requeues_only_events_that_never_reached_the_queue(
     from datetime import timedelta
 
     from chalicelib import queue
-    from chalicelib.domain.clock import utcnow
     from chalicelib.settings import get_settings
 
     sent_first = queue.send
