@@ -147,8 +147,10 @@ def test_the_sweeper_requeues_only_events_that_never_reached_the_queue(
     from datetime import timedelta
 
     from chalicelib import queue
-    from chalicelib.settings import get_settings
+    from chalicelib.settings import get_settings, reset_settings
 
+    monkeypatch.setenv("SWEEPER_GRACE_SECONDS", "60")  # the default, whatever an earlier test configured
+    reset_settings()
     sent_first = queue.send
 
     def refused(*args: Any, **kwargs: Any) -> str:
