@@ -119,9 +119,13 @@ def _report_overdue(check: AckCheck) -> None:
     )
 
 
-def callback_fields(state: DeliveryState, now: datetime) -> dict[str, Any]:
+def callback_fields(state: DeliveryState, now: datetime, *, early: bool = False) -> dict[str, Any]:
     """The fields a callback from the row's integrator sets to answer its window (acknowledged in time, or late),
-    written by the callback's own conditional write of the row; nothing when there is no window to answer."""
+    written by the callback's own conditional write of the row; nothing when there is no window to answer.
+    `early`: the callback came while the order was still being sent, before the window opened: acknowledged, so
+    that the window the 2xx would open is not opened (`window` opens none once `ack` is set)."""
+    if early and state.ack is None:
+        return {"ack": AckStatus.ACKNOWLEDGED.value, "acked_at": clock.iso(now)}
     answered = deadlines.ack_after_callback(state.ack, state.ack_due_at, now)
     return {} if answered is None else {"ack": answered.value, "acked_at": clock.iso(now)}
 

@@ -20,7 +20,8 @@ from chalicelib.db.repository import repo
 from chalicelib.domain import clock
 from chalicelib.domain import order_status as lifecycle
 from chalicelib.domain.clock import iso
-from chalicelib.domain.delivery import CALLBACK_ANSWERS_IN_WINDOW, CallbackAnswer, DeliveryState
+from chalicelib.domain.delivery import CALLBACK_ANSWERS_IN_WINDOW, CallbackAnswer, DeliveryState, DeliveryStatus
+from chalicelib.domain.events import EventType
 from chalicelib.domain.identifiers import Identifier
 from chalicelib.domain.integrator import Integrator
 from chalicelib.domain.order import Order
@@ -168,7 +169,8 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
 
     def step() -> tuple[CallbackAnswer, bool, DeliveryState | None, dict[str, Any]]:
         state = repo().deliveries.get_state(update.order_id, name)
-        if state is None or not state.has_order or not state.belongs_to(integrator.registration_id):
+        reached = state is not None and (state.has_order or _being_sent(state))
+        if state is None or not reached or not state.belongs_to(integrator.registration_id):
             return *_not_found(f"order {update.order_id} was never delivered to {name}"), None, {}
         seen = state.callback_answer(webhook_id)
         if seen is not None:
@@ -183,8 +185,11 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
         order = repo().orders.get(update.order_id)
         if order is None:
             return *_not_found(f"order {update.order_id} not found"), None, {}
-        # Any authenticated callback about the order shows the integrator has it: that answers its ack window.
-        ack = acknowledgement.callback_fields(state, clock.utcnow())
+        # Any authenticated callback about the order shows the integrator has it: that answers its ack window (one
+        # that comes while the order is still being sent answers the window before it opens).
+        ack = acknowledgement.callback_fields(
+            state, clock.utcnow(), early=not state.has_order and integrator.ack_within_seconds is not None
+        )
         status_code, body, remote = _decide(state, order, name, update, moved)
         answer = _answer(webhook_id, fingerprint, status_code, body, signed.timestamp)
         answers = state.with_callback_answer(answer, now, REPLAY_WINDOW_SECONDS)
@@ -195,6 +200,14 @@ def _apply(integrator: Integrator, signed: SignedRequest, update: CallbackReques
     if before is not None:
         acknowledgement.after_callback(before, ack)
     return answer, replayed
+
+
+def _being_sent(state: DeliveryState) -> bool:
+    """The order is on its way to the integrator: its first send is claimed and not yet recorded. A partner that
+    calls back while our POST is still open (or before we wrote its 2xx) has the order: its callback is applied,
+    not refused as about an order it never got; the dispatcher's outcome write, conditional on the row's
+    revision, re-reads the row the callback wrote and records the 2xx on top of it."""
+    return state.event == EventType.CREATED and state.status == DeliveryStatus.PENDING and state.run is not None
 
 
 def _check_room(state: DeliveryState, now: float) -> None:

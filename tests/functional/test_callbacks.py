@@ -408,3 +408,36 @@ def test_failed_publish_is_retried_not_lost(
     assert notifications(phone) == []
     drain(app, boto3.client("sqs", region_name="us-east-1"), aws["ORDERS_QUEUE_URL"])
     assert [n["MessageAttributes"]["event"]["Value"] for n in notifications(phone)] == ["order.accepted"]
+
+
+@pytest.mark.parametrize("window", [None, 120], ids=["no-ack-window", "ack-window"])
+def test_a_callback_sent_while_our_post_is_still_open_is_applied_not_refused(
+    api: Api, app: Any, aws: dict[str, str], fake: FakeIntegrator, monkeypatch: pytest.MonkeyPatch, window: int | None
+) -> None:
+    """A fast partner calls back before it has answered our POST (or before we wrote its 2xx). It has the order:
+    the callback moves it and is kept for replays, the dispatcher still records the 2xx on the row the callback
+    wrote, and an acknowledgement window that callback already answered is never opened (so never overdue)."""
+    from chalicelib.dispatch import transport
+
+    kitchen = Partner(api, "kitchen", fake, **({"ack_within_seconds": window} if window else {}))
+    early: list[Any] = []
+    post = transport.post
+
+    def partner_calls_back_first(*args: Any, **kwargs: Any) -> Any:
+        early.append(kitchen.post({"order_id": order_id, "status": "accepted"}, msg_id="early-1"))
+        return post(*args, **kwargs)
+
+    monkeypatch.setattr(transport, "post", partner_calls_back_first)
+    order_id = api.post(ORDERS, order_body()).json_body["id"]
+    batches = drain(app, boto3.client("sqs", region_name="us-east-1"), aws["ORDERS_QUEUE_URL"])
+    assert not any(b.failed_ids for b in batches)
+
+    assert [r.status_code for r in early] == [200] and early[0].json_body["applied"] is True, early[0].body
+    order = api.get(f"{ORDERS}/{order_id}").json_body
+    assert order["status"] == "accepted"
+    row = next(d for d in order["deliveries"] if d["integrator"] == "kitchen")
+    assert (row["status"], row["remote_status"], row["attempts"]) == ("delivered", "accepted", 1)
+    assert row.get("ack") == ("acknowledged" if window else None)
+    replay = kitchen.post({"order_id": order_id, "status": "accepted"}, msg_id="early-1")
+    assert replay.json_body == {**early[0].json_body, "duplicate": True}
+    assert kitchen.status(order_id, "preparing").json_body["applied"] is True
