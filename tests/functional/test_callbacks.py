@@ -419,7 +419,8 @@ def test_a_callback_sent_while_our_post_is_still_open_is_applied_not_refused(
     wrote, and an acknowledgement window that callback already answered is never opened (so never overdue)."""
     from chalicelib.dispatch import transport
 
-    kitchen = Partner(api, "kitchen", fake, **({"ack_within_seconds": window} if window else {}))
+    fields: dict[str, Any] = {"ack_within_seconds": window} if window else {}
+    kitchen = Partner(api, "kitchen", fake, **fields)
     early: list[Any] = []
     post = transport.post
 
