@@ -46,7 +46,8 @@ WHY: dict[tuple[str, str, str], str] = {
     ),
     ("dispatch", "deliveries (table)", "health counter"): (
         "the integrator's health counters (the health endpoint, the console): one `ADD` per integrator and "
-        "batch-minute, so a tenth of a write per order in full batches"
+        "batch-minute: a tenth of a write per order in full batches of 10, 3 when every order is a batch of its own "
+        "(an order's life is then 32 writes)"
     ),
     ("callbacks", "deliveries (table)", "delivery row"): (
         "the partner's report, its acknowledgement and the answer kept for replays, conditional on the row's "
