@@ -23,7 +23,7 @@ def _quiet() -> contextlib.AbstractContextManager[object]:
 
 
 def main() -> None:
-    from bench import coldstart_run, fanout, heat, life, package, report, scaling, tracking
+    from bench import coldstart_run, fanout, heat, heat_run, life, package, report, scaling, tracking
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -44,7 +44,7 @@ def main() -> None:
         scales = timed("scaling: 1,000 and 50,000 orders", scaling.measure)
         size = timed("deployment package (built meanwhile)", lambda: package.result(build))
     fan = timed("fan-out and in-process POST /orders", fanout.measure)
-    heats = timed(f"partition heat: {heat.ORDERS} orders walked to delivered", heat.measure)
+    heats = timed(f"partition heat: {heat.ORDERS} orders walked to delivered", heat_run.measure)
     colds = timed(f"cold starts, {runs} runs per function", lambda: coldstart_run.measure(runs))
     watched = timed("live tracking: requests and dollars per change per watcher", tracking.measure)
     data = report.Results(

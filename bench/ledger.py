@@ -9,7 +9,7 @@ from bench.heat import Heat
 
 STEPS = ("create", "dispatch", "callbacks")
 
-# (step, table or index, kind of item) -> why the write is made. Kinds come from bench.heat.item_kind.
+# (step, table or index, kind of item) -> why the write is made. Kinds come from bench.heat_run.item_kind.
 WHY: dict[tuple[str, str, str], str] = {
     ("create", "deliveries (table)", "create quota counter"): (
         "the seller's create quota (`SELLER_ORDERS_PER_SECOND`): one conditional `ADD` on `quota#<seller>#<second>`, "

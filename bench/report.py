@@ -491,7 +491,7 @@ def _heat_section(r: Results) -> str:
 ## Partition heat (issue 22)
 
 Every item write of a run, counted inside moto on the partition key it lands on, in each table and in each of its
-global secondary indexes (`bench/heat.py`, `python -m bench.heat` alone; the tables and indexes come from
+global secondary indexes (`bench/heat.py`, counted by `bench/heat_run.py`; `python -m bench.heat` alone; the tables and indexes come from
 infra/resources.py, so an index added later is measured too). Billed as DynamoDB bills it: 1 KB write units, the
 larger of the item before and after, twice that for a `TransactWriteItems` item on its table; an index write only
 when the item's entry in that index changes (none for an item outside a sparse index), a changed index key as a

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench import heat, ledger
+from bench import heat, heat_run, ledger
 from bench.life import INTEGRATORS
 from bench.stack import ADMIN_TOKEN, api_client, call, register_partners
 from tests.support.api import STAGE
@@ -26,9 +26,9 @@ def test_no_key_passes_a_partitions_writes_at_2000_orders_a_second_and_an_order_
     configure(ORDER_RELAY_ADMIN_TOKEN=ADMIN_TOKEN)
     with api_client(app, tmp_path) as client:
         secrets = register_partners(client, fake, INTEGRATORS)
-        tokens = heat.seller_tokens(client, SELLERS)
-        with heat.counting(heat.targets(STAGE)) as recorder:
-            ids = heat.walk(
+        tokens = heat_run.seller_tokens(client, SELLERS)
+        with heat_run.counting(heat.targets(STAGE)) as recorder:
+            ids = heat_run.walk(
                 client,
                 app,
                 aws["ORDERS_QUEUE_URL"],

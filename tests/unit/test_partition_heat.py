@@ -10,7 +10,6 @@ import pytest
 
 from bench.heat import (
     Heat,
-    Recorder,
     Target,
     Write,
     console,
@@ -22,6 +21,7 @@ from bench.heat import (
     write_units,
     writes_of,
 )
+from bench.heat_run import Recorder
 
 TABLE = Target("orders", "", "id", None, ("id",))
 ALL_ORDERS = Target("orders", "all_orders", "kind", "sort_key", ("id",))
