@@ -442,7 +442,10 @@ def main() -> None:  # noqa: C901, PLR0915 - a linear start-up script reads best
             "pid": os.getpid(),
             "moto_pid": moto.pid,
         }
-        (directory / "stack.json").write_text(json.dumps(stack, indent=2))
+        # Atomically (written aside, then renamed): a reader that sees the file never reads it half written.
+        written = directory / "stack.json.tmp"
+        written.write_text(json.dumps(stack, indent=2))
+        os.replace(written, directory / "stack.json")
         banner(stack, time.monotonic() - started)
         try:
             stop.wait()
