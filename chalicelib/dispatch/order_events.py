@@ -75,7 +75,7 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
 
 def _await_create(event: OrderEvent) -> Order | None:
     """The order of an event that came before it. A create sends its event before it writes the order
-    (`orders/service.py` `_insert_queued`), so the dispatcher may read before the write lands: read once more a
+    (`orders/service.py` `_send_then_write`), so the dispatcher may read before the write lands: read once more a
     moment later, then, while the create could still be writing (`CREATE_WRITE_WINDOW_SECONDS` after the event),
     put the event back on the queue with a delay. Later than that the create failed after sending (its client got
     no order and retries): the event is dropped, as is any other event of a missing order."""

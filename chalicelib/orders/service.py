@@ -135,13 +135,13 @@ def _create(data: dict[str, Any]) -> dict[str, Any]:
         timeline=[TimelineEntry(status=OrderStatus.PENDING, at=now, source="api", message="order received")],
         outbox=event,
     )
-    _insert_queued(order, event)
+    _send_then_write(order, event)
     count("OrdersCreated")
     logger.info("order created", extra={"order_id": order_id, "seller_id": order.seller_id})
     return _dump(to_resource(order, with_deliveries=False))
 
 
-def _insert_queued(order: Order, event: OrderEvent) -> None:
+def _send_then_write(order: Order, event: OrderEvent) -> None:
     """A create sends its event first and writes the order second, so the outbox index is not needed for it (two
     index writes fewer per order: the mark and its removal, issue 22): a crash between the two leaves an event
     without an order, which the dispatcher drops once no create can still be writing it
