@@ -1,27 +1,16 @@
-"""Partition heat (issue 22): every item write of a run of orders, counted on the partition key it lands on, in the
-table and in each of its global secondary indexes, then projected to 2,000 and 10,000 orders per second.
+"""Partition heat (issue 22): every item write of a run of orders (bench/heat_run.py), counted on the partition key
+it lands on in the table and in each global secondary index, then projected to 2,000 and 10,000 orders per second.
+DynamoDB serves 1,000 write units per second on one partition key (a throttled index holds back its table), so
+what a data model must answer is which key is hottest per order.
 
-DynamoDB serves at most 1,000 write units per second on one partition key (and a throttled index holds back its
-table's writes), so the question a data model must answer is which key is hottest per order, not how many writes
-there are. The run: 200 orders from 20 sellers and 100 customers, dispatched to the three demo partners and walked
-to `delivered` by their six callbacks (bench/life.py's plan), through the public routes, against moto in process.
+Billed as DynamoDB bills it (1 KB write units, rounded up, per item and per index entry): a table write costs the
+larger of the item before and after, twice that inside `TransactWriteItems`, and a failed conditional write the
+item's size; an index is written only when the item's entry there changes (none for a sparse index it is not in;
+a changed key is a delete plus a put; nothing when no projected attribute changed). Tables and indexes come from
+infra/resources.py's template, so an index added later is measured too. Projection: each shared key keeps its share
+of the run's writes as the rate grows; a key of one order gets its whole life's writes in one second (upper bound).
 
-Counted as DynamoDB bills it (write units of 1 KB, rounded up, per item and per index entry):
-- a table write costs the larger of the item before and after (a delete: the item deleted); inside a
-  `TransactWriteItems` twice that; a conditional write that fails still costs the item's size on its key;
-- a write reaches an index only when the item's projection in that index changes: no entry before or after (a
-  sparse index) is no index write; an index key that changes is a delete on the old key and a put on the new one;
-  an unchanged key is one write of the larger entry, and nothing when no projected attribute changed (KEYS_ONLY,
-  INCLUDE). An index entry is the projected attributes, the index key and the table key.
-Tables and indexes are read from infra/resources.py's template, so an index added later is measured with the rest.
-
-Projection: each key keeps its share of the run's writes as the rate grows (the run's mix scaled up: 20 sellers at
-100 orders/s each at 2,000/s, every order to the same three integrators). For a key written by one order only
-that over-states its rate (an order's writes do not speed up with the traffic): an upper bound.
-
-    python -m bench.heat                    # under a minute on 2 cores
-    python -m bench.heat --orders 50        # a quicker look
-    python -m bench.heat --check            # exit 1 if a key passes 1,000 WCU/s at 2,000 orders/s (issue 22's rule)
+    python -m bench.heat [--orders 50] [--check]   # --check: exit 1 if a key passes 1,000 WCU/s at 2,000 orders/s
 """
 
 from __future__ import annotations

@@ -133,24 +133,26 @@ class Recorder:
             self.heat.refused += 1
 
     @contextmanager
-    def updating(self) -> Iterator[None]:
-        self._local.update = []
+    def _held(self, name: str) -> Iterator[list[tuple[str, Any, Any]]]:
+        """This thread's writes held under `name` for the block; the block's caller counts them after it."""
+        held: list[tuple[str, Any, Any]] = []
+        setattr(self._local, name, held)
         try:
-            yield
-            steps = self._local.update
+            yield held
         finally:
-            self._local.update = None
+            setattr(self._local, name, None)
+
+    @contextmanager
+    def updating(self) -> Iterator[None]:
+        with self._held("update") as steps:
+            yield
         for table, old, new in steps:
             self._count(table, old, new)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self._local.transaction = []
-        try:
+        with self._held("transaction") as writes:
             yield
-            writes = self._local.transaction
-        finally:
-            self._local.transaction = None
         for table, old, new in writes:
             self._tally(table, old, new, transactional=True)
 

@@ -13,7 +13,7 @@ from pynamodb.expressions.update import Action
 
 from chalicelib.db.concurrency import StaleWrite, condition_failed
 from chalicelib.db.records import AttemptRecord, DeliveryRecord, ensure_bound
-from chalicelib.domain.delivery import DeliveryState, is_test, listing_row, listing_sort
+from chalicelib.domain.delivery import DeliveryState, is_test, listing_bounds, listing_row, listing_sort
 from chalicelib.observability import logger
 
 STATE = "state#"
@@ -312,13 +312,9 @@ def list_for_integrator(
     in any shard, because a shard that stopped early sets how far the page may go."""
     from chalicelib.aws import client
     from chalicelib.db.sharded import newest_first
-    from chalicelib.domain.order import ulid_time
 
     ensure_bound()
-    low = "0" if since == "0" else ulid_time(since)
-    high = "~" if until == "~" else ulid_time(until) + "~"
-    if before:  # strictly below the cursor's row: its ULID, which every key of that order extends
-        high = min(high, before.partition("#")[0])
+    low, high = listing_bounds(since, until, before)
     keys: list[tuple[str, str]] = []
     stops: list[str] = []  # where each shard that stopped early stopped reading: the page cannot go past them
     for shard in range(PORTAL_SHARDS):

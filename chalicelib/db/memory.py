@@ -14,8 +14,8 @@ from typing import Any
 
 from chalicelib.db.concurrency import StaleWrite
 from chalicelib.db.repository import Repositories
-from chalicelib.domain.delivery import DeliveryState, DeliveryStatus, listing_row, listing_sort
-from chalicelib.domain.order import Order, ulid_time
+from chalicelib.domain.delivery import DeliveryState, DeliveryStatus, listing_bounds, listing_row, listing_sort
+from chalicelib.domain.order import Order
 from chalicelib.domain.order_list import ListFilter, Page
 from chalicelib.errors import MalformedRequest
 
@@ -242,10 +242,7 @@ class MemoryDeliveries:
     def list_for_integrator(
         self, integrator: str, *, status: str | None, since: str, until: str, before: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
-        low = "0" if since == "0" else ulid_time(since)
-        high = "~" if until == "~" else ulid_time(until) + "~"
-        if before:
-            high = min(high, before.partition("#")[0])
+        low, high = listing_bounds(since, until, before)
         with self._lock:
             mine = [(listing_sort(s.order_id), s) for (_, name), s in self._states.items() if name == integrator]
         listed = sorted((entry for entry in mine if low <= entry[0] <= high), key=lambda e: e[0], reverse=True)

@@ -4,7 +4,6 @@ settle the event on the order once they have all run (one write: `dispatched`, o
 from __future__ import annotations
 
 import contextvars
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib import queue
@@ -25,7 +24,6 @@ from chalicelib.observability import count, logger
 # A create's write comes at most the API function's timeout (29 s) after its send: an event older than this whose
 # order is missing belongs to a create that failed (tests/functional/test_create_send_first.py pins the timeout).
 CREATE_WRITE_WINDOW_SECONDS = 30
-CREATE_REREAD_SECONDS = 0.05  # a create's write usually lands within milliseconds of its send
 
 # Lives as long as the Lambda container: its threads (and the clients they use) are reused across invocations.
 _deliveries = ThreadPoolExecutor(max_workers=32, thread_name_prefix="delivery")
@@ -34,8 +32,9 @@ _deliveries = ThreadPoolExecutor(max_workers=32, thread_name_prefix="delivery")
 def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None = None) -> None:
     """One read of the order and one Query of its state rows serve every delivery: each integrator's delivery is
     claimed on the row as read here, with the order as read here (re-read only on a conflict)."""
-    order = repo().orders.get(event.order_id) or _await_create(event)
+    order = repo().orders.get(event.order_id)
     if order is None:
+        _await_create(event)
         return
     jobs: list[tuple[DeliveryJob, Integrator, DeliveryState | None]] = []
     states = {state.integrator: state for state in repo().deliveries.list_states(order.id)}  # one Query for all
@@ -73,25 +72,22 @@ def handle_order_event(event: OrderEvent, integrators: list[Integrator] | None =
         raise errors[0]
 
 
-def _await_create(event: OrderEvent) -> Order | None:
+def _await_create(event: OrderEvent) -> None:
     """The order of an event that came before it. A create sends its event before it writes the order
-    (`orders/service.py` `_send_then_write`), so the dispatcher may read before the write lands: read once more a
-    moment later, then, while the create could still be writing (`CREATE_WRITE_WINDOW_SECONDS` after the event),
-    put the event back on the queue with a delay. Later than that the create failed after sending (its client got
-    no order and retries): the event is dropped, as is any other event of a missing order."""
+    (`orders/service.py` `_send_then_write`), so the dispatcher may read before the write lands. While the create
+    could still be writing (`CREATE_WRITE_WINDOW_SECONDS` after the event) the event goes back on the queue with a
+    delay (1 s, then its age): the queue waits, not a Lambda thread. Later than that the create failed after
+    sending (its client got no order and retries): the event is dropped, as is any other event of a missing
+    order."""
     if event.type is EventType.CREATED:
-        time.sleep(CREATE_REREAD_SECONDS)
-        if (order := repo().orders.get(event.order_id)) is not None:
-            return order
         age = (utcnow() - parse_iso(event.occurred_at)).total_seconds()
         if age < CREATE_WRITE_WINDOW_SECONDS:
             queue.send(event, delay_seconds=max(1.0, age), correlation_id=event.correlation_id)
             logger.info("order event came before its order; sent again", extra={"order_id": event.order_id})
             count("CreateEventEarly")
-            return None
+            return
     logger.warning("order event for a missing order; dropped", extra={"order_id": event.order_id})
     count("OrderEventOrphaned")
-    return None
 
 
 def _settle(event: OrderEvent, order: Order, attempted: list[Attempted], states: dict[str, DeliveryState]) -> None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from chalicelib.domain.events import EventType
 from chalicelib.domain.integrator import belongs
+from chalicelib.domain.order import ulid_time
 
 # Kept on the state row to tell a redelivered job from a new one; only the latest few matter.
 DELIVERED_IDS_KEPT = 20
@@ -166,6 +167,15 @@ def is_test(order_id: str) -> bool:
 def listing_sort(order_id: str) -> str:
     """`<ULID>#<order id>`: ids are `ord_<ULID>` (test events `test_<ULID>`), so this sorts by creation time."""
     return f"{order_id.partition('_')[2]}#{order_id}"
+
+
+def listing_bounds(since: str, until: str, before: str | None) -> tuple[str, str]:
+    """The sort keys an integrator's list reads between, inclusive: orders made in [since, until] (ISO times, or
+    "0" and "~" for no bound), strictly below the cursor's row (`before`): below its ULID, which every key of that
+    order extends, so a page of one still moves on."""
+    low = "0" if since == "0" else ulid_time(since)
+    high = "~" if until == "~" else ulid_time(until) + "~"
+    return low, min(high, before.partition("#")[0]) if before else high
 
 
 def listing_row(sort: str, state: DeliveryState) -> dict[str, Any]:
